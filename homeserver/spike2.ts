@@ -1,0 +1,16 @@
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import pg from 'pg';
+const db = await PGlite.create('memory://');
+const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: Number(process.env.MC ?? 1) } as any);
+await server.start();
+const port = (server as any).server.address().port;
+const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, max: 1 });
+await pool.query('create table t (id bigserial primary key, v text)');
+console.log('created');
+const c = await pool.connect();
+await c.query('begin'); console.log('begun');
+await c.query("insert into t (v) values ($1)", ['a']);
+await c.query('commit'); c.release();
+console.log((await pool.query('select count(*) from t')).rows);
+await pool.end(); await server.stop(); await db.close();

@@ -1,0 +1,24 @@
+import type { AppRouter, AppDeps } from '../app.js';
+import { SUPPORTED_VERSIONS } from './client/versions.js';
+
+/** Unprefixed endpoints: discovery, spec versions, health. */
+export function wellKnownRoutes(router: AppRouter, deps: AppDeps): void {
+  router.get('/.well-known/matrix/client', (ctx) => {
+    ctx.body = { 'm.homeserver': { base_url: deps.config.publicBaseUrl.replace(/\/$/, '') } };
+  });
+  router.get('/_matrix/client/versions', (ctx) => {
+    ctx.body = { versions: SUPPORTED_VERSIONS, unstable_features: {} };
+  });
+  router.get('/health', async (ctx) => {
+    const checks: Record<string, string> = {};
+    try {
+      await deps.db.query('select 1');
+      checks.database = 'ok';
+    } catch {
+      checks.database = 'failed';
+    }
+    const ok = Object.values(checks).every((v) => v === 'ok');
+    ctx.status = ok ? 200 : 503;
+    ctx.body = { status: ok ? 'ok' : 'unhealthy', checks };
+  });
+}

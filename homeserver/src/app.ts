@@ -1,0 +1,55 @@
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import type { Config } from './core/config.js';
+import type { Logger } from './core/logger.js';
+import type { Database } from './storage/db.js';
+import type { Bus } from './bus/index.js';
+import type { Services } from './services/index.js';
+import { unrecognized } from './core/errors.js';
+import { matrixErrors } from './api/middleware/errors.js';
+import { cors } from './api/middleware/cors.js';
+import { jsonBody } from './api/middleware/body.js';
+import { requestLog } from './api/middleware/logging.js';
+import type { AuthState } from './api/middleware/auth.js';
+import { CLIENT_AREAS, CLIENT_V1_AREAS } from './api/client/index.js';
+import { wellKnownRoutes } from './api/wellknown.js';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  bus: Bus;
+  services: Services;
+}
+
+export type AppRouter = Router<AuthState>;
+/** An API area registers its routes (paths relative to the API prefix) on a router. */
+export type Area = (router: AppRouter, deps: AppDeps) => void;
+
+/** Builds the Koa app; it never listens, so tests drive `app.callback()` directly. */
+export function createApp(deps: AppDeps): Koa<AuthState> {
+  const app = new Koa<AuthState>({ proxy: deps.config.trustProxy });
+  app.use(requestLog(deps.logger));
+  app.use(matrixErrors(deps.logger));
+  app.use(cors());
+  app.use(jsonBody(deps.config.maxJsonBodyBytes));
+
+  const root: AppRouter = new Router();
+  wellKnownRoutes(root, deps);
+  // r0 is the pre-1.1 name of v3; some clients still use it.
+  for (const prefix of ['/_matrix/client/v3', '/_matrix/client/r0']) {
+    const r: AppRouter = new Router({ prefix });
+    for (const area of CLIENT_AREAS) area(r, deps);
+    root.use(r.routes(), r.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
+  }
+  const v1: AppRouter = new Router({ prefix: '/_matrix/client/v1' });
+  for (const area of CLIENT_V1_AREAS) area(v1, deps);
+  root.use(v1.routes(), v1.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
+
+  app.use(root.routes());
+  app.use(root.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
+  app.use(async function unknownEndpoint(ctx) {
+    throw unrecognized(`Unrecognized request: ${ctx.method} ${ctx.path}`);
+  });
+  return app;
+}

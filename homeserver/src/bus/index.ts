@@ -1,0 +1,27 @@
+import { Redis } from 'ioredis';
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './ratelimit.js';
+
+export type { RateLimiter } from './ratelimit.js';
+
+/**
+ * State shared between homeserver processes: Redis when configured, else
+ * in-process implementations of the same interfaces.
+ */
+export interface Bus {
+  rateLimiter: RateLimiter;
+  close(): Promise<void>;
+}
+
+export async function createBus(redisUrl: string | undefined): Promise<Bus> {
+  if (!redisUrl) {
+    return { rateLimiter: new MemoryRateLimiter(), close: async () => {} };
+  }
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  await redis.connect();
+  return {
+    rateLimiter: new RedisRateLimiter(redis),
+    close: async () => {
+      await redis.quit();
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import http from 'node:http';
+import type { Config } from './core/config.js';
+import type { Logger } from './core/logger.js';
+import { Database } from './storage/db.js';
+import { createBus } from './bus/index.js';
+import { createServices } from './services/index.js';
+import { createApp, type AppDeps } from './app.js';
+
+export interface Homeserver {
+  deps: AppDeps;
+  app: ReturnType<typeof createApp>;
+  close(): Promise<void>;
+}
+
+/** Opens the database (running migrations), the bus and the services, and builds the app. */
+export async function bootstrap(config: Config, logger: Logger): Promise<Homeserver> {
+  const db = await Database.open({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    logger,
+  });
+  let bus;
+  try {
+    bus = await createBus(config.redisUrl);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const services = await createServices(config, logger, db, bus);
+  const deps: AppDeps = { config, logger, db, bus, services };
+  return {
+    deps,
+    app: createApp(deps),
+    async close() {
+      services.mailer.close();
+      await bus.close();
+      await db.close();
+    },
+  };
+}
+
+/** Listens on the configured host and port; resolves with the bound port. */
+export function listen(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+}

@@ -1,0 +1,102 @@
+import { MatrixError, forbidden } from '../core/errors.js';
+import { makeUserId, parseUserId, validateNewLocalpart } from '../core/ids.js';
+import type { Database, Sql } from '../storage/db.js';
+import * as users from '../storage/users.js';
+import * as threepids from '../storage/threepids.js';
+import type { PasswordHasher } from './passwords.js';
+import type { SessionService } from './auth/sessions.js';
+
+export interface AccountServiceDeps {
+  db: Database;
+  serverName: string;
+  passwords: PasswordHasher;
+  sessions: SessionService;
+  passwordMinLength: number;
+}
+
+/** Accounts: creation, password checks and changes, deactivation. */
+export class AccountService {
+  constructor(private readonly deps: AccountServiceDeps) {}
+
+  get serverName(): string {
+    return this.deps.serverName;
+  }
+
+  /** The full user id for a localpart or a full id of this server; M_INVALID_USERNAME otherwise. */
+  userIdFor(localpartOrId: string): string {
+    if (localpartOrId.startsWith('@')) {
+      const parsed = parseUserId(localpartOrId);
+      if (!parsed || parsed.serverName !== this.deps.serverName) {
+        throw new MatrixError(400, 'M_INVALID_USERNAME', 'Not a user id of this server');
+      }
+      return makeUserId(parsed.localpart.toLowerCase(), this.deps.serverName);
+    }
+    return makeUserId(localpartOrId.toLowerCase(), this.deps.serverName);
+  }
+
+  checkPasswordStrength(password: string): void {
+    if (password.length < this.deps.passwordMinLength) {
+      throw new MatrixError(400, 'M_WEAK_PASSWORD', `Password must be at least ${this.deps.passwordMinLength} characters`);
+    }
+    if (password.length > 512) throw new MatrixError(400, 'M_WEAK_PASSWORD', 'Password is too long (512 at most)');
+  }
+
+  /** Throws M_INVALID_USERNAME / M_USER_IN_USE / M_EXCLUSIVE as /register/available would. */
+  async checkAvailable(localpart: string): Promise<string> {
+    validateNewLocalpart(localpart, this.deps.serverName);
+    const userId = makeUserId(localpart, this.deps.serverName);
+    if (await users.getUser(this.deps.db, userId)) {
+      throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+    }
+    return userId;
+  }
+
+  /** Creates the account inside `tx`; M_USER_IN_USE if the id was taken meanwhile. */
+  async create(
+    tx: Sql,
+    opts: { localpart: string; password: string | null; isAdmin?: boolean },
+  ): Promise<string> {
+    validateNewLocalpart(opts.localpart, this.deps.serverName);
+    const userId = makeUserId(opts.localpart, this.deps.serverName);
+    const passwordHash = opts.password === null ? null : await this.deps.passwords.hash(opts.password);
+    const inserted = await users.insertUser(tx, {
+      userId,
+      localpart: opts.localpart,
+      passwordHash,
+      displayname: opts.localpart,
+      isAdmin: opts.isAdmin,
+    });
+    if (!inserted) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+    return userId;
+  }
+
+  /** The user id if the password is right for a live account; null otherwise (no detail leaks). */
+  async checkPassword(userId: string, password: string): Promise<string | null> {
+    const user = await users.getUser(this.deps.db, userId);
+    // Hash even for unknown users so response timing does not reveal which accounts exist.
+    const ok = await this.deps.passwords.verify(password, user?.password_hash ?? DUMMY_HASH);
+    return user && ok && !user.deactivated ? user.user_id : null;
+  }
+
+  async changePassword(userId: string, newPassword: string, keepDeviceId: string | null, logoutDevices: boolean): Promise<void> {
+    this.checkPasswordStrength(newPassword);
+    const hash = await this.deps.passwords.hash(newPassword);
+    await this.deps.db.transaction(async (tx) => {
+      await users.setPasswordHash(tx, userId, hash);
+      if (logoutDevices) await this.deps.sessions.revokeAll(tx, userId, keepDeviceId);
+    });
+  }
+
+  async deactivate(userId: string): Promise<void> {
+    await this.deps.db.transaction(async (tx) => {
+      const user = await users.getUser(tx, userId);
+      if (!user || user.deactivated) throw forbidden('Account is already deactivated');
+      await this.deps.sessions.revokeAll(tx, userId, null);
+      await threepids.deleteAllForUser(tx, userId);
+      await users.markDeactivated(tx, userId);
+    });
+  }
+}
+
+/** A valid hash of a random password, verified against for unknown users. */
+const DUMMY_HASH = '$scrypt$N=1024,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';

@@ -1,0 +1,49 @@
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Database } from '../storage/db.js';
+import type { Bus } from '../bus/index.js';
+import { AccessTokens } from './auth/tokens.js';
+import { SessionService } from './auth/sessions.js';
+import { UiaService } from './auth/uia.js';
+import { PasswordHasher } from './passwords.js';
+import { AccountService } from './accounts.js';
+import { ThreepidService } from './threepids.js';
+import { Mailer } from './mailer.js';
+import { RegistrationTokenService } from './registration_tokens.js';
+
+export interface Services {
+  tokens: AccessTokens;
+  sessions: SessionService;
+  uia: UiaService;
+  passwords: PasswordHasher;
+  accounts: AccountService;
+  mailer: Mailer;
+  threepids: ThreepidService;
+  registrationTokens: RegistrationTokenService;
+}
+
+/** Everything the rules layer needs, wired explicitly: no service reaches for a global. */
+export async function createServices(config: Config, logger: Logger, db: Database, _bus: Bus): Promise<Services> {
+  const tokens = await AccessTokens.load(db, config.serverName);
+  const sessions = new SessionService({ db, tokens, accessTokenLifetimeMs: config.accessTokenLifetimeMs, logger });
+  const uia = new UiaService(db, config.uiaSessionLifetimeMs);
+  const passwords = new PasswordHasher(config.scryptCost);
+  const accounts = new AccountService({
+    db,
+    serverName: config.serverName,
+    passwords,
+    sessions,
+    passwordMinLength: config.passwordMinLength,
+  });
+  const mailer = new Mailer(config.smtp, logger);
+  const threepids = new ThreepidService({
+    db,
+    mailer,
+    publicBaseUrl: config.publicBaseUrl,
+    serverName: config.serverName,
+    tokenLifetimeMs: config.emailTokenLifetimeMs,
+    logger,
+  });
+  const registrationTokens = new RegistrationTokenService(db);
+  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens };
+}
