@@ -17,6 +17,14 @@ export function wellKnownRoutes(router: AppRouter, deps: AppDeps): void {
     } catch {
       checks.database = 'failed';
     }
+    if (deps.bus.kind === 'redis') {
+      try {
+        await deps.bus.ping();
+        checks.redis = 'ok';
+      } catch {
+        checks.redis = 'failed';
+      }
+    }
     const ok = Object.values(checks).every((v) => v === 'ok');
     ctx.status = ok ? 200 : 503;
     ctx.body = { status: ok ? 'ok' : 'unhealthy', checks };
