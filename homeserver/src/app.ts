@@ -13,6 +13,7 @@ import { requestLog } from './api/middleware/logging.js';
 import type { AuthState } from './api/middleware/auth.js';
 import { CLIENT_AREAS, CLIENT_V1_AREAS } from './api/client/index.js';
 import { wellKnownRoutes } from './api/wellknown.js';
+import { hearthEmailArea } from './api/client/threepid.js'; // email validation links and submit_url (/_hearth/client/email/*)
 
 export interface AppDeps {
   config: Config;
@@ -36,6 +37,7 @@ export function createApp(deps: AppDeps): Koa<AuthState> {
 
   const root: AppRouter = new Router();
   wellKnownRoutes(root, deps);
+  hearthEmailArea(root, deps);
   // r0 is the pre-1.1 name of v3; some clients still use it.
   for (const prefix of ['/_matrix/client/v3', '/_matrix/client/r0']) {
     const r: AppRouter = new Router({ prefix });
@@ -46,10 +48,20 @@ export function createApp(deps: AppDeps): Koa<AuthState> {
   for (const area of CLIENT_V1_AREAS) area(v1, deps);
   root.use(v1.routes(), v1.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
 
-  app.use(root.routes());
-  app.use(root.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
-  app.use(async function unknownEndpoint(ctx) {
-    throw unrecognized(`Unrecognized request: ${ctx.method} ${ctx.path}`);
+  // Checked after the routers returned: throwing the 404 from a final middleware would unwind
+  // past allowedMethods before it could answer 405 for a known path with the wrong method.
+  app.use(async function unknownEndpoint(ctx, next) {
+    await next();
+    if (ctx.status === 404 && ctx.body == null) throw unrecognized(`Unrecognized request: ${ctx.method} ${ctx.path}`);
   });
+  app.use(root.routes());
+  app.use(
+    root.allowedMethods({
+      throw: true,
+      methodNotAllowed: () => unrecognized('Method not allowed', 405),
+      // A method no route implements (e.g. PROPFIND) is not allowed anywhere; the default is a 501 (answered as a 500).
+      notImplemented: () => unrecognized('Method not allowed', 405),
+    }),
+  );
   return app;
 }

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { Notifier } from './notifier.js';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './ratelimit.js';
 
 export type { RateLimiter } from './ratelimit.js';
@@ -9,6 +10,7 @@ export type { RateLimiter } from './ratelimit.js';
  */
 export interface Bus {
   rateLimiter: RateLimiter;
+  notifier: Notifier;
   /** 'memory' or 'redis': which implementation backs the bus. */
   kind: 'memory' | 'redis';
   /** Resolves when the backing store answers (health checks). */
@@ -18,17 +20,29 @@ export interface Bus {
 
 export async function createBus(redisUrl: string | undefined): Promise<Bus> {
   if (!redisUrl) {
-    return { rateLimiter: new MemoryRateLimiter(), kind: 'memory', ping: async () => {}, close: async () => {} };
+    return {
+      rateLimiter: new MemoryRateLimiter(),
+      notifier: new Notifier(),
+      kind: 'memory',
+      ping: async () => {},
+      close: async () => {},
+    };
   }
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
   await redis.connect();
+  const subscriber = redis.duplicate();
+  const notifier = new Notifier();
+  await notifier.attachRedis(redis, subscriber);
   return {
     rateLimiter: new RedisRateLimiter(redis),
+    notifier,
     kind: 'redis',
     ping: async () => {
       await redis.ping();
     },
     close: async () => {
+      await notifier.close();
+      subscriber.disconnect();
       await redis.quit();
     },
   };

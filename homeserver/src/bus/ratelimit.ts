@@ -19,6 +19,8 @@ interface Bucket {
 
 function refill(b: Bucket | undefined, rule: RateLimitRule, now: number): Bucket {
   if (!b) return { tokens: rule.burst, ts: now };
+  // A clock that steps back neither refills nor drains: count from the latest time seen (as the Redis script does).
+  if (now <= b.ts) return b;
   const tokens = Math.min(rule.burst, b.tokens + ((now - b.ts) / 1000) * rule.perSecond);
   return { tokens, ts: now };
 }

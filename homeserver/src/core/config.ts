@@ -37,6 +37,10 @@ export interface Config {
   passwordMinLength: number;
   /** scrypt cost parameter N (OWASP: 2^17 with r=8, p=1). */
   scryptCost: number;
+  /** Room version of new rooms unless createRoom names one. */
+  defaultRoomVersion: '10' | '11';
+  /** Longest a /sync long-poll waits, whatever `timeout` the client asks for. */
+  syncMaxTimeoutMs: number;
   rateLimits: {
     login: RateLimitRule;
     register: RateLimitRule;
@@ -134,6 +138,11 @@ export function loadConfig(env: Env = process.env): Config {
   const scryptCost = int(env, 'HEARTH_SCRYPT_COST', 131072, 1024, 1 << 22);
   if ((scryptCost & (scryptCost - 1)) !== 0) throw new ConfigError('HEARTH_SCRYPT_COST', 'must be a power of two');
 
+  const defaultRoomVersion = str(env, 'HEARTH_DEFAULT_ROOM_VERSION') ?? '11';
+  if (defaultRoomVersion !== '10' && defaultRoomVersion !== '11') {
+    throw new ConfigError('HEARTH_DEFAULT_ROOM_VERSION', `must be 10 or 11, got '${defaultRoomVersion}'`);
+  }
+
   return {
     serverName,
     bindHost: str(env, 'HEARTH_BIND_HOST') ?? '127.0.0.1',
@@ -153,6 +162,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxJsonBodyBytes: int(env, 'HEARTH_MAX_JSON_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     passwordMinLength: int(env, 'HEARTH_PASSWORD_MIN_LENGTH', 8, 1, 512),
     scryptCost,
+    defaultRoomVersion,
+    syncMaxTimeoutMs: int(env, 'HEARTH_SYNC_MAX_TIMEOUT_MS', 60_000, 0, 600_000),
     rateLimits: {
       login: rate(env, 'HEARTH_RATELIMIT_LOGIN', { perSecond: 0.17, burst: 5 }),
       register: rate(env, 'HEARTH_RATELIMIT_REGISTER', { perSecond: 0.17, burst: 5 }),

@@ -1,3 +1,4 @@
+import { unescape } from 'node:querystring';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
@@ -24,7 +25,24 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'homeserver' } }, destination);
 }
 
-/** Strips secrets carried in query strings (`access_token`, `token`, `client_secret`) from a URL for logging. */
+const SECRET_PARAMS = new Set(['access_token', 'token', 'client_secret', 'refresh_token']);
+
+/**
+ * Strips secrets carried in query strings (`access_token`, `token`, `client_secret`, `refresh_token`)
+ * from a URL for logging. Names are decoded as the query parser decodes them, so `access%5Ftoken=`
+ * (which authenticates just the same) is blanked too.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&](?:access_token|token|client_secret|refresh_token)=)[^&]*/g, '$1[redacted]');
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      const rawName = eq < 0 ? part : part.slice(0, eq);
+      const name = unescape(rawName.replace(/\+/g, ' ')).toLowerCase();
+      return SECRET_PARAMS.has(name) ? `${rawName}=[redacted]` : part;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
 }

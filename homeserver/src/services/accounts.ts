@@ -1,10 +1,30 @@
-import { MatrixError, forbidden } from '../core/errors.js';
+import { MatrixError, forbidden, notFound } from '../core/errors.js';
 import { makeUserId, parseUserId, validateNewLocalpart } from '../core/ids.js';
 import type { Database, Sql } from '../storage/db.js';
 import * as users from '../storage/users.js';
 import * as threepids from '../storage/threepids.js';
 import type { PasswordHasher } from './passwords.js';
 import type { SessionService } from './auth/sessions.js';
+
+export interface AccountSummary {
+  userId: string;
+  displayname: string | null;
+  isAdmin: boolean;
+  deactivated: boolean;
+  hasPassword: boolean;
+  createdTs: number;
+}
+
+function summary(u: users.UserRow): AccountSummary {
+  return {
+    userId: u.user_id,
+    displayname: u.displayname,
+    isAdmin: u.is_admin,
+    deactivated: u.deactivated,
+    hasPassword: u.password_hash !== null,
+    createdTs: Number(u.created_ts),
+  };
+}
 
 export interface AccountServiceDeps {
   db: Database;
@@ -78,10 +98,18 @@ export class AccountService {
     return user && ok && !user.deactivated ? user.user_id : null;
   }
 
-  async changePassword(userId: string, newPassword: string, keepDeviceId: string | null, logoutDevices: boolean): Promise<void> {
+  /** `alsoInTx` runs in the same transaction (e.g. spending the email validation of a reset). */
+  async changePassword(
+    userId: string,
+    newPassword: string,
+    keepDeviceId: string | null,
+    logoutDevices: boolean,
+    alsoInTx?: (tx: Sql) => Promise<void>,
+  ): Promise<void> {
     this.checkPasswordStrength(newPassword);
     const hash = await this.deps.passwords.hash(newPassword);
     await this.deps.db.transaction(async (tx) => {
+      if (alsoInTx) await alsoInTx(tx);
       await users.setPasswordHash(tx, userId, hash);
       if (logoutDevices) await this.deps.sessions.revokeAll(tx, userId, keepDeviceId);
     });
@@ -95,6 +123,37 @@ export class AccountService {
       await threepids.deleteAllForUser(tx, userId);
       await users.markDeactivated(tx, userId);
     });
+  }
+
+  // ---- administration (the admin command line) ----
+
+  /** Creates an account in its own transaction; `password: null` leaves it without one. */
+  async createAccount(opts: { localpart: string; password: string | null; isAdmin?: boolean }): Promise<string> {
+    if (opts.password !== null) this.checkPasswordStrength(opts.password);
+    return this.deps.db.transaction((tx) => this.create(tx, opts));
+  }
+
+  /** What an administrator may see of an account (never the password hash). */
+  async describe(userId: string): Promise<AccountSummary | undefined> {
+    const user = await users.getUser(this.deps.db, userId);
+    return user && summary(user);
+  }
+
+  /** Accounts in user id order, after `from`. */
+  async list(limit: number, from = ''): Promise<AccountSummary[]> {
+    return (await users.listUsers(this.deps.db, limit, from)).map(summary);
+  }
+
+  /** M_NOT_FOUND for an unknown account. */
+  async setAdmin(userId: string, isAdmin: boolean): Promise<void> {
+    if (!(await users.setAdmin(this.deps.db, userId, isAdmin))) throw notFound(`No account ${userId}`);
+  }
+
+  /** Sets a new password and ends every session; M_NOT_FOUND unless the account is live. */
+  async resetPassword(userId: string, newPassword: string): Promise<void> {
+    const user = await users.getUser(this.deps.db, userId);
+    if (!user || user.deactivated) throw notFound(`No active account ${userId}`);
+    await this.changePassword(userId, newPassword, null, true);
   }
 }
 

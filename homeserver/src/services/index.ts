@@ -10,6 +10,9 @@ import { AccountService } from './accounts.js';
 import { ThreepidService } from './threepids.js';
 import { Mailer } from './mailer.js';
 import { RegistrationTokenService } from './registration_tokens.js';
+import { DeviceService } from './devices.js';
+import { ProfileService } from './profile.js';
+import { createRoomServices, type RoomServices } from './rooms/index.js';
 
 export interface Services {
   tokens: AccessTokens;
@@ -20,10 +23,13 @@ export interface Services {
   mailer: Mailer;
   threepids: ThreepidService;
   registrationTokens: RegistrationTokenService;
+  devices: DeviceService;
+  profiles: ProfileService;
+  rooms: RoomServices;
 }
 
 /** Everything the rules layer needs, wired explicitly: no service reaches for a global. */
-export async function createServices(config: Config, logger: Logger, db: Database, _bus: Bus): Promise<Services> {
+export async function createServices(config: Config, logger: Logger, db: Database, bus: Bus): Promise<Services> {
   const tokens = await AccessTokens.load(db, config.serverName);
   const sessions = new SessionService({ db, tokens, accessTokenLifetimeMs: config.accessTokenLifetimeMs, logger });
   const uia = new UiaService(db, config.uiaSessionLifetimeMs);
@@ -45,5 +51,15 @@ export async function createServices(config: Config, logger: Logger, db: Databas
     logger,
   });
   const registrationTokens = new RegistrationTokenService(db);
-  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens };
+  const devices = new DeviceService({ db, sessions });
+  const profiles = new ProfileService({ db, serverName: config.serverName });
+  const rooms = await createRoomServices({
+    db,
+    logger,
+    notifier: bus.notifier,
+    serverName: config.serverName,
+    defaultRoomVersion: config.defaultRoomVersion,
+    maxSyncTimeoutMs: config.syncMaxTimeoutMs,
+  });
+  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms };
 }

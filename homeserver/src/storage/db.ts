@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../core/logger.js';
+import { MatrixError } from '../core/errors.js';
 import { MIGRATIONS } from './migrations/index.js';
 
 /** What storage modules run queries on: the pool, or one open transaction. Placeholders are `?`. */
@@ -19,8 +20,25 @@ export interface DatabaseOptions {
 
 function wrap(em: EntityManager): Sql {
   return {
-    query: <T>(sql: string, params: unknown[] = []) => em.execute(sql, params as never[], 'all') as Promise<T[]>,
+    query: <T>(sql: string, params: unknown[] = []) => {
+      rejectNul(params);
+      return em.execute(sql, params as never[], 'all') as Promise<T[]>;
+    },
   };
+}
+
+const hasNul = (v: unknown) => typeof v === 'string' && v.includes('\u0000');
+
+/**
+ * PostgreSQL text cannot hold U+0000 (the wire protocol even fails on it, and PGlite's socket with it),
+ * and such a string can only come from a client: answer 400 instead of letting the query fail as a 500.
+ */
+function rejectNul(params: unknown[]): void {
+  for (const p of params) {
+    if (hasNul(p) || (Array.isArray(p) && p.some(hasNul))) {
+      throw new MatrixError(400, 'M_INVALID_PARAM', 'Strings may not contain NUL (U+0000) characters');
+    }
+  }
 }
 
 /**
@@ -140,7 +158,8 @@ function acquirePidLock(dataDir: string): () => void {
       const pid = Number(fs.readFileSync(file, 'utf8').trim());
       if (pid && pid !== process.pid && isAlive(pid)) {
         throw new Error(
-          `the embedded database in ${dataDir} is in use by process ${pid}; stop it first (or set HEARTH_DATABASE_URL)`,
+          `the embedded database in ${dataDir} is in use by process ${pid} (lock file ${file}); stop it first (or set HEARTH_DATABASE_URL)`,
+          { cause: err },
         );
       }
       fs.rmSync(file, { force: true }); // stale: its process is gone

@@ -6,6 +6,7 @@ export interface UiaSessionRow {
   user_id: string | null;
   completed: string[];
   threepid: { medium: string; address: string; validated_ts: number; sid: string } | null;
+  registration_token: string | null;
   expires_ts: string;
 }
 
@@ -21,7 +22,7 @@ export async function insertUiaSession(
 
 export async function getUiaSession(sql: Sql, sessionId: string): Promise<UiaSessionRow | undefined> {
   const rows = await sql.query<UiaSessionRow>(
-    'select session_id, endpoint, user_id, completed, threepid, expires_ts from uia_sessions where session_id = ?',
+    'select session_id, endpoint, user_id, completed, threepid, registration_token, expires_ts from uia_sessions where session_id = ?',
     [sessionId],
   );
   return rows[0];
@@ -32,10 +33,12 @@ export async function updateUiaSession(
   sessionId: string,
   completed: string[],
   threepid: UiaSessionRow['threepid'],
+  registrationToken: string | null,
 ): Promise<void> {
-  await sql.query('update uia_sessions set completed = ?::jsonb, threepid = ?::jsonb where session_id = ?', [
+  await sql.query('update uia_sessions set completed = ?::jsonb, threepid = ?::jsonb, registration_token = ? where session_id = ?', [
     JSON.stringify(completed),
     threepid === null ? null : JSON.stringify(threepid),
+    registrationToken,
     sessionId,
   ]);
 }

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { inject } from 'light-my-request';
 import { loadConfig, type Config } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
+import type { DestinationStream } from 'pino';
 import { bootstrap, listen, type Homeserver } from '../../src/server.js';
 import { randomString } from '../../src/core/ids.js';
 
@@ -81,12 +82,17 @@ const BASE_ENV: Record<string, string> = {
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { databaseUrl?: string; keepDatabase?: boolean } = {},
+  opts: {
+    databaseUrl?: string;
+    keepDatabase?: boolean;
+    /** Where the server's pino log lines go (e.g. a capture for log-content tests); set HEARTH_LOG_LEVEL too. */
+    logDestination?: DestinationStream;
+  } = {},
 ): Promise<TestServer> {
   const created = opts.databaseUrl ? null : await createTestDatabase();
   const databaseUrl = opts.databaseUrl ?? created!.url;
   const config = loadConfig({ ...BASE_ENV, HEARTH_DATABASE_URL: databaseUrl, HEARTH_DATA_DIR: '/tmp/hearth-test-unused', ...env });
-  const hs = await bootstrap(config, createLogger(config.logLevel));
+  const hs = await bootstrap(config, createLogger(config.logLevel, opts.logDestination));
   const callback = hs.app.callback();
   let server: http.Server | null = null;
   let stopped = false;

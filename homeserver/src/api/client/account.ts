@@ -3,6 +3,7 @@ import { forbidden } from '../../core/errors.js';
 import { optionalBoolean, requireString } from '../../core/json.js';
 import { optionalAuth, requireAuth, requesterOf } from '../middleware/auth.js';
 import { emailStage, passwordStage } from './uia_stages.js';
+import type { Sql } from '../../storage/db.js';
 import * as threepidStore from '../../storage/threepids.js';
 
 export const accountArea: Area = (router, deps) => {
@@ -22,7 +23,7 @@ export const accountArea: Area = (router, deps) => {
             userId: requester.userId,
             auth: body.auth,
             flows: [['m.login.password']],
-            validators: { 'm.login.password': passwordStage(services, requester.userId) },
+            validators: { 'm.login.password': passwordStage(deps, requester.userId) },
           }
         : {
             endpoint: 'POST /account/password',
@@ -33,15 +34,17 @@ export const accountArea: Area = (router, deps) => {
           },
     );
     let userId = requester?.userId;
+    let spendValidation: ((tx: Sql) => Promise<void>) | undefined;
     if (!userId) {
       const t = uia.threepid!;
       userId = await threepidStore.findThreepidOwner(deps.db, t.medium, t.address);
       if (!userId) throw forbidden('No account has that email address');
-      if (!(await deps.db.transaction((tx) => services.threepids.consume(tx, t.sid)))) {
-        throw forbidden('This email validation was already used');
-      }
+      // The validation is spent in the transaction that changes the password: both or neither.
+      spendValidation = async (tx) => {
+        if (!(await services.threepids.consume(tx, t.sid))) throw forbidden('This email validation was already used');
+      };
     }
-    await services.accounts.changePassword(userId, newPassword, requester?.deviceId ?? null, logoutDevices);
+    await services.accounts.changePassword(userId, newPassword, requester?.deviceId ?? null, logoutDevices, spendValidation);
     await services.uia.finish(uia.session);
     ctx.body = {};
   });
@@ -53,7 +56,7 @@ export const accountArea: Area = (router, deps) => {
       userId: r.userId,
       auth: ctx.request.json.auth,
       flows: [['m.login.password']],
-      validators: { 'm.login.password': passwordStage(services, r.userId) },
+      validators: { 'm.login.password': passwordStage(deps, r.userId) },
     });
     await services.accounts.deactivate(r.userId);
     await services.uia.finish(uia.session);

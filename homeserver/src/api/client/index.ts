@@ -2,9 +2,17 @@ import type { Area } from '../../app.js';
 import { loginArea } from './login.js';
 import { registerArea, registerV1Area } from './register.js';
 import { accountArea } from './account.js';
+import { threepidArea } from './threepid.js';
+import { devicesArea } from './devices.js';
+import { profileArea } from './profile.js';
+import { capabilitiesArea } from './capabilities.js';
+import { roomsArea } from './rooms.js';
+import { roomEventsArea } from './room_events.js';
+import { filterArea } from './filter.js';
+import { syncArea } from './sync.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
-export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea];
+export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea];
 
 /** Areas served under /_matrix/client/v1. */
 export const CLIENT_V1_AREAS: Area[] = [registerV1Area];

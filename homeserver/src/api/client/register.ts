@@ -1,6 +1,6 @@
 import type { Area } from '../../app.js';
 import { MatrixError, forbidden } from '../../core/errors.js';
-import { isObject, optionalBoolean, optionalString, requireString } from '../../core/json.js';
+import { optionalBoolean, optionalString, requireString } from '../../core/json.js';
 import { randomString } from '../../core/ids.js';
 import { enforceRateLimit } from '../middleware/ratelimit.js';
 import type { Stage, StageValidator } from '../../services/auth/uia.js';
@@ -21,7 +21,8 @@ export const registerArea: Area = (router, { services, bus, config, db }) => {
     if (kind !== 'user') throw new MatrixError(400, 'M_INVALID_PARAM', `Unknown kind '${String(kind)}'`);
     if (config.registration === 'closed') throw forbidden('Registration is disabled');
     const body = ctx.request.json;
-    const requested = optionalString(body, 'username', 512);
+    // No length cap here: an over-long name is M_INVALID_USERNAME (the 255-byte user id rule), as in /register/available.
+    const requested = optionalString(body, 'username', Infinity);
     const localpart = requested === undefined ? randomString(12).toLowerCase() : requested.toLowerCase();
     const password = requireString(body, 'password', 512);
     const deviceId = optionalString(body, 'device_id', 255);
@@ -32,7 +33,6 @@ export const registerArea: Area = (router, { services, bus, config, db }) => {
     await services.accounts.checkAvailable(localpart);
     services.accounts.checkPasswordStrength(password);
 
-    let registrationToken: string | undefined;
     const validators: Partial<Record<Stage, StageValidator>> = {
       'm.login.dummy': async () => ({}),
       'm.login.registration_token': async (auth) => {
@@ -40,7 +40,7 @@ export const registerArea: Area = (router, { services, bus, config, db }) => {
         if (!(await services.registrationTokens.isValid(token))) {
           throw new MatrixError(401, 'M_FORBIDDEN', 'Invalid registration token');
         }
-        return {};
+        return { registrationToken: token };
       },
       'm.login.email.identity': emailStage(services, 'register'),
     };
@@ -52,11 +52,8 @@ export const registerArea: Area = (router, { services, bus, config, db }) => {
       flows: flows[config.registration]!,
       validators,
     });
-    if (config.registration === 'token') {
-      registrationToken = isObject(auth) && typeof auth.token === 'string' ? auth.token : undefined;
-      // A token validated in an earlier round of this session is re-sent by clients; if not, ask again.
-      if (!registrationToken) throw new MatrixError(401, 'M_FORBIDDEN', 'Registration token missing');
-    }
+    // The token a completed stage accepted, possibly in an earlier round of this session.
+    const registrationToken = result.registrationToken;
 
     const response = await db.transaction(async (tx) => {
       if (registrationToken && !(await services.registrationTokens.consume(tx, registrationToken))) {

@@ -22,7 +22,10 @@ export function requireAuth(sessions: SessionService): Middleware<AuthState> {
   return async function requireAuthMiddleware(ctx, next) {
     const token = accessTokenOf(ctx);
     if (!token) throw missingToken();
-    ctx.state.requester = await sessions.authenticate(token);
+    const requester = await sessions.authenticate(token);
+    ctx.state.requester = requester;
+    // Not awaited: recording last_seen must never delay or fail the request (it logs its errors).
+    void sessions.recordActivity(requester, ctx.ip);
     await next();
   };
 }
@@ -31,7 +34,11 @@ export function requireAuth(sessions: SessionService): Middleware<AuthState> {
 export function optionalAuth(sessions: SessionService): Middleware<AuthState> {
   return async function optionalAuthMiddleware(ctx, next) {
     const token = accessTokenOf(ctx);
-    if (token) ctx.state.requester = await sessions.authenticate(token);
+    if (token) {
+      const requester = await sessions.authenticate(token);
+      ctx.state.requester = requester;
+      void sessions.recordActivity(requester, ctx.ip);
+    }
     await next();
   };
 }

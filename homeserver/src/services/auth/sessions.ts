@@ -1,3 +1,4 @@
+import type { LoginResponse } from '@hearth/types';
 import type { Database, Sql } from '../../storage/db.js';
 import * as sessions from '../../storage/sessions.js';
 import * as devices from '../../storage/devices.js';
@@ -5,6 +6,10 @@ import { newDeviceId, newOpaqueToken, randomString, sha256Hex } from '../../core
 import { unknownToken } from '../../core/errors.js';
 import type { AccessTokens } from './tokens.js';
 import type { Logger } from '../../core/logger.js';
+
+/** storage/devices.ts touchDevice writes at most this often too. */
+const ACTIVITY_INTERVAL_MS = 60_000;
+const MAX_RECORDED_SESSIONS = 50_000;
 
 /** Who is making an authenticated request. */
 export interface Requester {
@@ -14,13 +19,8 @@ export interface Requester {
   isAdmin: boolean;
 }
 
-export interface LoginResult {
-  user_id: string;
-  device_id: string;
-  access_token: string;
-  refresh_token?: string;
-  expires_in_ms?: number;
-}
+/** A new session's credentials, as /login and /register answer them. */
+export type LoginResult = Omit<LoginResponse, 'home_server'>;
 
 export interface SessionServiceDeps {
   db: Database;
@@ -35,7 +35,30 @@ export interface SessionServiceDeps {
  * database, so logout, password change and deactivation take effect at once.
  */
 export class SessionService {
+  /** When this process last recorded each session's activity, so most requests skip the write. */
+  private readonly lastRecorded = new Map<string, { ts: number; ip: string }>();
+
   constructor(private readonly deps: SessionServiceDeps) {}
+
+  /**
+   * Records a device's `last_seen_ts`/`last_seen_ip` (the spec allows them to be minutes stale):
+   * at most once a minute per session and IP, here and in SQL. Never throws: failures are logged.
+   */
+  async recordActivity(r: Requester, ip: string, now = Date.now()): Promise<void> {
+    const prev = this.lastRecorded.get(r.sessionId);
+    if (prev && prev.ip === ip && now - prev.ts < ACTIVITY_INTERVAL_MS) return;
+    this.lastRecorded.delete(r.sessionId); // re-inserted last: the map is oldest-first
+    this.lastRecorded.set(r.sessionId, { ts: now, ip });
+    if (this.lastRecorded.size > MAX_RECORDED_SESSIONS) {
+      this.lastRecorded.delete(this.lastRecorded.keys().next().value!);
+    }
+    try {
+      await devices.touchDevice(this.deps.db, r.userId, r.deviceId, ip, now);
+    } catch (err) {
+      this.lastRecorded.delete(r.sessionId);
+      this.deps.logger.warn({ err, user: r.userId, device: r.deviceId }, 'could not record device activity');
+    }
+  }
 
   /** POST /login: a new session in its own transaction. */
   createLogin(opts: { userId: string; deviceId?: string; displayName?: string | null; refreshable: boolean }) {

@@ -12,7 +12,7 @@ export interface AccessClaims {
 
 export type VerifyResult = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean };
 
-type KeyLike = CryptoKey | Uint8Array;
+type KeyLike = Awaited<ReturnType<typeof importJWK>>;
 
 /**
  * Access tokens are EdDSA-signed JWTs (jose). The signing key is generated once and kept in

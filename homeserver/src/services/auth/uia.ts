@@ -20,6 +20,8 @@ export interface ValidatedThreepid {
 /** What a stage validator learned, kept in the UIA session for the final handler. */
 export interface StageOutcome {
   threepid?: ValidatedThreepid;
+  /** The registration token a `m.login.registration_token` stage accepted (spent when the account is made). */
+  registrationToken?: string;
 }
 
 /** Checks one stage's `auth` dict; throws a MatrixError (usually 401 M_FORBIDDEN) when it fails. */
@@ -38,6 +40,7 @@ export interface UiaRequest {
 export interface UiaResult {
   session: string;
   threepid: ValidatedThreepid | null;
+  registrationToken: string | null;
 }
 
 /** The 401 of user-interactive auth: flows, params, session, completed stages, and any stage error. */
@@ -95,10 +98,11 @@ export class UiaService {
       row = found;
     } else {
       sessionId = await this.start(req);
-      row = { session_id: sessionId, endpoint: req.endpoint, user_id: req.userId, completed: [], threepid: null, expires_ts: '0' };
+      row = { session_id: sessionId, endpoint: req.endpoint, user_id: req.userId, completed: [], threepid: null, registration_token: null, expires_ts: '0' };
     }
     const completed = [...row.completed];
     let threepid = row.threepid;
+    let registrationToken = row.registration_token;
     const type = auth.type;
     if (type !== undefined) {
       const state = { flows: req.flows, params, session: sessionId, completed };
@@ -111,16 +115,18 @@ export class UiaService {
       try {
         const outcome = await validator(auth);
         if (outcome.threepid) threepid = outcome.threepid;
+        if (outcome.registrationToken) registrationToken = outcome.registrationToken;
       } catch (err) {
-        if (err instanceof MatrixError) throw new UiaRequired(state, err);
+        // A failed stage is a 401 that lets the client try again; a malformed request stays a 400.
+        if (err instanceof MatrixError && (err.status === 401 || err.status === 403)) throw new UiaRequired(state, err);
         throw err;
       }
       if (!completed.includes(type)) completed.push(type);
-      await store.updateUiaSession(this.db, sessionId, completed, threepid);
+      await store.updateUiaSession(this.db, sessionId, completed, threepid, registrationToken);
     }
     const done = req.flows.some((flow) => flow.every((stage) => completed.includes(stage)));
     if (!done) throw new UiaRequired({ flows: req.flows, params, session: sessionId, completed });
-    return { session: sessionId, threepid };
+    return { session: sessionId, threepid, registrationToken };
   }
 
   /** A completed session is single-use: the handler calls this once its action has succeeded. */

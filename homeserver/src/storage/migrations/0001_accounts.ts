@@ -54,6 +54,7 @@ export const accounts: Migration = {
       user_id text,
       completed jsonb not null default '[]',
       threepid jsonb,
+      registration_token text,
       created_ts bigint not null,
       expires_ts bigint not null
     )`,

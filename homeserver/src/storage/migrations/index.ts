@@ -1,4 +1,6 @@
 import { accounts } from './0001_accounts.js';
+import { threepidValidations } from './0002_threepid_validations.js';
+import { rooms } from './0003_rooms.js';
 
 export interface Migration {
   version: number;
@@ -8,4 +10,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms];

@@ -1,0 +1,83 @@
+import type { Area } from '../../app.js';
+import { MatrixError, badJson } from '../../core/errors.js';
+import { isObject, optionalBoolean, optionalObject, optionalString, optionalStringArray, requireString, type JsonObject } from '../../core/json.js';
+import { parseUserId } from '../../core/ids.js';
+import { requireAuth, requesterOf } from '../middleware/auth.js';
+import type { Preset } from '../../services/rooms/create.js';
+import type { MembershipAction } from '../../services/rooms/membership.js';
+
+const PRESETS = ['private_chat', 'trusted_private_chat', 'public_chat'];
+
+function initialState(body: JsonObject): { type: string; state_key: string; content: JsonObject }[] | undefined {
+  const v = body.initial_state;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw badJson("'initial_state' must be an array");
+  return v.map((e) => {
+    if (!isObject(e) || typeof e.type !== 'string' || !isObject(e.content)) throw badJson('initial_state entries need type and content');
+    const key = e.state_key ?? '';
+    if (typeof key !== 'string') throw badJson("initial_state 'state_key' must be a string");
+    return { type: e.type, state_key: key, content: e.content };
+  });
+}
+
+/** createRoom, joining, leaving and the other membership endpoints. */
+export const roomsArea: Area = (router, { services, db }) => {
+  const auth = requireAuth(services.sessions);
+  const rooms = services.rooms;
+
+  router.post('/createRoom', auth, async (ctx) => {
+    const r = requesterOf(ctx);
+    const b = ctx.request.json;
+    const visibility = optionalString(b, 'visibility');
+    if (visibility !== undefined && visibility !== 'public' && visibility !== 'private') throw badJson("'visibility' must be public or private");
+    const preset = optionalString(b, 'preset');
+    if (preset !== undefined && !PRESETS.includes(preset)) throw badJson(`'preset' must be one of ${PRESETS.join(', ')}`);
+    const invite = optionalStringArray(b, 'invite');
+    for (const u of invite ?? []) if (!parseUserId(u)) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid user id in invite: ${u}`);
+    const roomVersion = b.room_version;
+    if (roomVersion !== undefined && typeof roomVersion !== 'string') throw badJson("'room_version' must be a string");
+    const result = await rooms.creator.create(r.userId, {
+      visibility: visibility as 'public' | 'private' | undefined,
+      roomAliasName: optionalString(b, 'room_alias_name', 255),
+      name: optionalString(b, 'name', 255),
+      topic: optionalString(b, 'topic', 4096),
+      invite,
+      roomVersion,
+      creationContent: optionalObject(b, 'creation_content'),
+      initialState: initialState(b),
+      preset: preset as Preset | undefined,
+      isDirect: optionalBoolean(b, 'is_direct'),
+      powerLevelContentOverride: optionalObject(b, 'power_level_content_override'),
+    });
+    ctx.body = { room_id: result.roomId, ...(result.alias ? { room_alias: result.alias } : {}) };
+  });
+
+  const join = async (userId: string, idOrAlias: string, reason?: string) => ({ room_id: await rooms.membership.join(userId, idOrAlias, reason) });
+  router.post('/join/:roomIdOrAlias', auth, async (ctx) => {
+    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, optionalString(ctx.request.json, 'reason'));
+  });
+  router.post('/rooms/:roomId/join', auth, async (ctx) => {
+    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomId!, optionalString(ctx.request.json, 'reason'));
+  });
+  router.post('/knock/:roomIdOrAlias', auth, async (ctx) => {
+    ctx.body = { room_id: await rooms.membership.knock(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, optionalString(ctx.request.json, 'reason')) };
+  });
+  router.post('/rooms/:roomId/leave', auth, async (ctx) => {
+    await rooms.membership.leave(requesterOf(ctx).userId, ctx.params.roomId!, optionalString(ctx.request.json, 'reason'));
+    ctx.body = {};
+  });
+  router.post('/rooms/:roomId/forget', auth, async (ctx) => {
+    await rooms.membership.forget(requesterOf(ctx).userId, ctx.params.roomId!, db);
+    ctx.body = {};
+  });
+  for (const action of ['invite', 'kick', 'ban', 'unban'] as MembershipAction[]) {
+    router.post(`/rooms/:roomId/${action}`, auth, async (ctx) => {
+      const b = ctx.request.json;
+      await rooms.membership.act(action, requesterOf(ctx).userId, ctx.params.roomId!, requireString(b, 'user_id', 255), optionalString(b, 'reason'));
+      ctx.body = {};
+    });
+  }
+  router.get('/joined_rooms', auth, async (ctx) => {
+    ctx.body = { joined_rooms: await rooms.reader.joinedRooms(requesterOf(ctx).userId) };
+  });
+};

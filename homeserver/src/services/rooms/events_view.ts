@@ -1,0 +1,131 @@
+import type { Sql } from '../../storage/db.js';
+import * as events from '../../storage/events.js';
+import * as state from '../../storage/state.js';
+import type { StoredEvent } from '../../storage/events.js';
+import { stateKey, type RoomVersionId } from './pdu.js';
+import { redact } from './event_format.js';
+
+/** An event as the client-server API shows it. */
+export interface ClientEvent {
+  content: Record<string, unknown>;
+  event_id: string;
+  origin_server_ts: number;
+  room_id?: string;
+  sender: string;
+  state_key?: string;
+  type: string;
+  redacts?: string;
+  unsigned?: Record<string, unknown>;
+}
+
+export interface ViewOptions {
+  /** The requesting device, to add `transaction_id` to its own events. */
+  viewer?: { userId: string; deviceId: string };
+  /** Sync timelines omit room_id (it is the key above them). */
+  omitRoomId?: boolean;
+  now?: number;
+}
+
+/**
+ * Formats stored events for clients: redactions applied per the room version (with
+ * `redacted_because`), `prev_content` for state, `age`, and `transaction_id` for the sender's device.
+ */
+export async function toClientEvents(sql: Sql, stored: StoredEvent[], versions: Map<string, RoomVersionId>, opts: ViewOptions = {}): Promise<ClientEvent[]> {
+  if (stored.length === 0) return [];
+  const now = opts.now ?? Date.now();
+  const ids = stored.map((s) => s.event.event_id);
+  const txnIds = opts.viewer ? await events.txnIdsFor(sql, opts.viewer.userId, opts.viewer.deviceId, ids) : new Map<string, string>();
+  const related = new Set<string>();
+  for (const s of stored) {
+    if (s.redactedBy) related.add(s.redactedBy);
+    if (s.replacesState) related.add(s.replacesState);
+  }
+  const relatedEvents = await events.getEvents(sql, [...related]);
+  const out: ClientEvent[] = [];
+  for (const s of stored) {
+    const version = versions.get(s.event.room_id) ?? '11';
+    const unsigned: Record<string, unknown> = { age: Math.max(0, now - s.event.origin_server_ts) };
+    const txn = txnIds.get(s.event.event_id);
+    if (txn !== undefined) unsigned.transaction_id = txn;
+    let source = s.event;
+    if (s.redactedBy) {
+      const because = relatedEvents.get(s.redactedBy);
+      source = { ...redact(s.event, version), event_id: s.event.event_id } as typeof s.event;
+      if (because) unsigned.redacted_because = plain(because, version, now);
+    }
+    if (s.replacesState) {
+      const prev = relatedEvents.get(s.replacesState);
+      if (prev) {
+        unsigned.prev_content = prev.redactedBy ? (redact(prev.event, version).content as Record<string, unknown>) : prev.event.content;
+        unsigned.replaces_state = s.replacesState;
+        unsigned.prev_sender = prev.event.sender;
+      }
+    }
+    const ev: ClientEvent = {
+      content: source.content,
+      event_id: s.event.event_id,
+      origin_server_ts: s.event.origin_server_ts,
+      sender: s.event.sender,
+      type: s.event.type,
+      unsigned,
+    };
+    if (!opts.omitRoomId) ev.room_id = s.event.room_id;
+    if (s.event.state_key !== undefined) ev.state_key = s.event.state_key;
+    const redacts = s.event.redacts ?? (s.event.type === 'm.room.redaction' ? s.event.content.redacts : undefined);
+    if (typeof redacts === 'string' && !s.redactedBy) ev.redacts = redacts;
+    out.push(ev);
+  }
+  return out;
+}
+
+function plain(s: StoredEvent, version: RoomVersionId, now: number): ClientEvent {
+  return {
+    content: s.redactedBy ? (redact(s.event, version).content as Record<string, unknown>) : s.event.content,
+    event_id: s.event.event_id,
+    origin_server_ts: s.event.origin_server_ts,
+    room_id: s.event.room_id,
+    sender: s.event.sender,
+    type: s.event.type,
+    ...(s.event.state_key !== undefined ? { state_key: s.event.state_key } : {}),
+    unsigned: { age: Math.max(0, now - s.event.origin_server_ts) },
+  };
+}
+
+/**
+ * History visibility (spec: "History visibility"): which of these events `userId` may see, judged
+ * by the room state after each event and the user's current membership.
+ */
+export async function filterVisible(sql: Sql, userId: string, stored: StoredEvent[]): Promise<StoredEvent[]> {
+  if (stored.length === 0) return [];
+  const roomId = stored[0]!.event.room_id;
+  const current = await state.getMembership(sql, roomId, userId);
+  const bySnapshot = new Map<number, { visibility: string; membership: string | undefined }>();
+  const out: StoredEvent[] = [];
+  for (const s of stored) {
+    if (s.stateAfter === null) continue;
+    let v = bySnapshot.get(s.stateAfter);
+    if (!v) {
+      const keys = await state.loadSnapshotKeys(sql, s.stateAfter, [
+        ['m.room.history_visibility', ''],
+        ['m.room.member', userId],
+      ]);
+      const hvId = keys.get(stateKey('m.room.history_visibility', ''));
+      const memberId = keys.get(stateKey('m.room.member', userId));
+      const got = await events.getEvents(sql, [hvId, memberId].filter((x): x is string => !!x));
+      const hv = hvId ? got.get(hvId)?.event.content.history_visibility : undefined;
+      const m = memberId ? got.get(memberId)?.event.content.membership : undefined;
+      v = { visibility: typeof hv === 'string' ? hv : 'shared', membership: typeof m === 'string' ? m : undefined };
+      bySnapshot.set(s.stateAfter, v);
+    }
+    if (isVisible(v.visibility, v.membership, current)) out.push(s);
+  }
+  return out;
+}
+
+export function isVisible(visibility: string, membershipAtEvent: string | undefined, currentMembership: string | undefined): boolean {
+  if (visibility === 'world_readable') return true;
+  if (membershipAtEvent === 'join') return true;
+  if (visibility === 'shared') return currentMembership === 'join';
+  if (visibility === 'invited') return membershipAtEvent === 'invite';
+  return false;
+}

@@ -1,0 +1,151 @@
+import type { Sql } from './db.js';
+import { stateKey, type StateKey, type StateMap } from '../services/rooms/pdu.js';
+
+/** After this many deltas in a row, a snapshot is written in full so reads stay short. */
+const MAX_CHAIN = 32;
+
+function splitKey(k: StateKey): [string, string] {
+  const i = k.indexOf('\u0000');
+  return [k.slice(0, i), k.slice(i + 1)];
+}
+
+/**
+ * Reads the full state of a snapshot: one recursive query walks the delta chain; the nearest
+ * entry for each (type, state_key) wins.
+ */
+export async function loadSnapshot(sql: Sql, snapshotId: number): Promise<StateMap> {
+  const rows = await sql.query<{ type: string; state_key: string; event_id: string }>(
+    `with recursive chain(snapshot_id, prev_snapshot, n) as (
+       select snapshot_id, prev_snapshot, 0 from state_snapshots where snapshot_id = ?
+       union all
+       select s.snapshot_id, s.prev_snapshot, c.n + 1
+       from state_snapshots s join chain c on s.snapshot_id = c.prev_snapshot
+     )
+     select distinct on (e.type, e.state_key) e.type, e.state_key, e.event_id
+     from chain c join state_snapshot_entries e on e.snapshot_id = c.snapshot_id
+     order by e.type, e.state_key, c.n asc`,
+    [snapshotId],
+  );
+  const state: StateMap = new Map();
+  for (const r of rows) state.set(stateKey(r.type, r.state_key), r.event_id);
+  return state;
+}
+
+/** Writes a snapshot equal to `prev` plus `delta` (as a delta when the chain is short enough). */
+export async function writeSnapshot(
+  sql: Sql,
+  roomId: string,
+  prev: number | null,
+  delta: StateMap,
+): Promise<number> {
+  let chainLength = 0;
+  let entries = delta;
+  if (prev !== null) {
+    const rows = await sql.query<{ chain_length: number }>('select chain_length from state_snapshots where snapshot_id = ?', [prev]);
+    const prevChain = Number(rows[0]?.chain_length ?? MAX_CHAIN);
+    if (prevChain + 1 < MAX_CHAIN) {
+      chainLength = prevChain + 1;
+    } else {
+      entries = new Map([...(await loadSnapshot(sql, prev)), ...delta]);
+      prev = null;
+    }
+  }
+  const inserted = await sql.query<{ snapshot_id: string }>(
+    'insert into state_snapshots (room_id, prev_snapshot, chain_length) values (?, ?, ?) returning snapshot_id',
+    [roomId, prev, chainLength],
+  );
+  const id = Number(inserted[0]!.snapshot_id);
+  await insertEntries(sql, id, entries);
+  return id;
+}
+
+async function insertEntries(sql: Sql, snapshotId: number, entries: StateMap): Promise<void> {
+  const all = [...entries];
+  // Batches keep each statement's parameter count well under PostgreSQL's limit.
+  for (let i = 0; i < all.length; i += 500) {
+    const batch = all.slice(i, i + 500);
+    const params: unknown[] = [];
+    for (const [k, eventId] of batch) {
+      const [type, key] = splitKey(k);
+      params.push(snapshotId, type, key, eventId);
+    }
+    await sql.query(
+      `insert into state_snapshot_entries (snapshot_id, type, state_key, event_id) values ${batch.map(() => '(?, ?, ?, ?)').join(', ')}`,
+      params,
+    );
+  }
+}
+
+export interface CurrentStateRow {
+  type: string;
+  state_key: string;
+  event_id: string;
+  membership: string | null;
+}
+
+export async function getCurrentState(sql: Sql, roomId: string): Promise<CurrentStateRow[]> {
+  return sql.query<CurrentStateRow>('select type, state_key, event_id, membership from current_state where room_id = ?', [roomId]);
+}
+
+export async function getCurrentStateEventId(sql: Sql, roomId: string, type: string, key: string): Promise<string | undefined> {
+  const rows = await sql.query<{ event_id: string }>(
+    'select event_id from current_state where room_id = ? and type = ? and state_key = ?',
+    [roomId, type, key],
+  );
+  return rows[0]?.event_id;
+}
+
+export async function setCurrentState(
+  sql: Sql,
+  roomId: string,
+  type: string,
+  key: string,
+  eventId: string,
+  membership: string | null,
+): Promise<void> {
+  await sql.query(
+    `insert into current_state (room_id, type, state_key, event_id, membership) values (?, ?, ?, ?, ?)
+     on conflict (room_id, type, state_key) do update set event_id = excluded.event_id, membership = excluded.membership`,
+    [roomId, type, key, eventId, membership],
+  );
+}
+
+/** The membership of a user in a room per current state ('join', 'invite', ...), if any. */
+export async function getMembership(sql: Sql, roomId: string, userId: string): Promise<string | undefined> {
+  const rows = await sql.query<{ membership: string }>(
+    `select membership from current_state where room_id = ? and type = 'm.room.member' and state_key = ?`,
+    [roomId, userId],
+  );
+  return rows[0]?.membership;
+}
+
+/** Rooms where the user currently has the given membership. */
+export async function roomsWithMembership(sql: Sql, userId: string, membership: string): Promise<string[]> {
+  const rows = await sql.query<{ room_id: string }>(
+    `select room_id from current_state where type = 'm.room.member' and state_key = ? and membership = ?`,
+    [userId, membership],
+  );
+  return rows.map((r) => r.room_id);
+}
+
+/** Only the given (type, state_key) entries of a snapshot: cheaper than loading all of it. */
+export async function loadSnapshotKeys(sql: Sql, snapshotId: number, keys: [string, string][]): Promise<StateMap> {
+  const state: StateMap = new Map();
+  if (keys.length === 0) return state;
+  const cond = keys.map(() => '(e.type = ? and e.state_key = ?)').join(' or ');
+  const rows = await sql.query<{ type: string; state_key: string; event_id: string }>(
+    `with recursive chain(snapshot_id, prev_snapshot, n) as (
+       select snapshot_id, prev_snapshot, 0 from state_snapshots where snapshot_id = ?
+       union all
+       select s.snapshot_id, s.prev_snapshot, c.n + 1
+       from state_snapshots s join chain c on s.snapshot_id = c.prev_snapshot
+     )
+     select distinct on (e.type, e.state_key) e.type, e.state_key, e.event_id
+     from chain c join state_snapshot_entries e on e.snapshot_id = c.snapshot_id
+     where ${cond}
+     order by e.type, e.state_key, c.n asc`,
+    [snapshotId, ...keys.flat()],
+  );
+  for (const r of rows) state.set(stateKey(r.type, r.state_key), r.event_id);
+  return state;
+}
