@@ -10,10 +10,11 @@ function splitKey(k: StateKey): [string, string] {
 }
 
 /**
- * Reads the full state of a snapshot: one recursive query walks the delta chain; the nearest
- * entry for each (type, state_key) wins.
+ * Reads a snapshot's state: one recursive query walks the delta chain and the nearest entry for
+ * each (type, state_key) wins. `keys` limits it to those entries (cheaper than the whole state).
  */
-export async function loadSnapshot(sql: Sql, snapshotId: number): Promise<StateMap> {
+async function readSnapshot(sql: Sql, snapshotId: number, keys?: [string, string][]): Promise<StateMap> {
+  const cond = keys ? `where ${keys.map(() => '(e.type = ? and e.state_key = ?)').join(' or ')}` : '';
   const rows = await sql.query<{ type: string; state_key: string; event_id: string }>(
     `with recursive chain(snapshot_id, prev_snapshot, n) as (
        select snapshot_id, prev_snapshot, 0 from state_snapshots where snapshot_id = ?
@@ -23,12 +24,17 @@ export async function loadSnapshot(sql: Sql, snapshotId: number): Promise<StateM
      )
      select distinct on (e.type, e.state_key) e.type, e.state_key, e.event_id
      from chain c join state_snapshot_entries e on e.snapshot_id = c.snapshot_id
+     ${cond}
      order by e.type, e.state_key, c.n asc`,
-    [snapshotId],
+    [snapshotId, ...(keys ?? []).flat()],
   );
   const state: StateMap = new Map();
   for (const r of rows) state.set(stateKey(r.type, r.state_key), r.event_id);
   return state;
+}
+
+export function loadSnapshot(sql: Sql, snapshotId: number): Promise<StateMap> {
+  return readSnapshot(sql, snapshotId);
 }
 
 /** Writes a snapshot equal to `prev` plus `delta` (as a delta when the chain is short enough). */
@@ -128,24 +134,7 @@ export async function roomsWithMembership(sql: Sql, userId: string, membership: 
   return rows.map((r) => r.room_id);
 }
 
-/** Only the given (type, state_key) entries of a snapshot: cheaper than loading all of it. */
+/** Only the given (type, state_key) entries of a snapshot. */
 export async function loadSnapshotKeys(sql: Sql, snapshotId: number, keys: [string, string][]): Promise<StateMap> {
-  const state: StateMap = new Map();
-  if (keys.length === 0) return state;
-  const cond = keys.map(() => '(e.type = ? and e.state_key = ?)').join(' or ');
-  const rows = await sql.query<{ type: string; state_key: string; event_id: string }>(
-    `with recursive chain(snapshot_id, prev_snapshot, n) as (
-       select snapshot_id, prev_snapshot, 0 from state_snapshots where snapshot_id = ?
-       union all
-       select s.snapshot_id, s.prev_snapshot, c.n + 1
-       from state_snapshots s join chain c on s.snapshot_id = c.prev_snapshot
-     )
-     select distinct on (e.type, e.state_key) e.type, e.state_key, e.event_id
-     from chain c join state_snapshot_entries e on e.snapshot_id = c.snapshot_id
-     where ${cond}
-     order by e.type, e.state_key, c.n asc`,
-    [snapshotId, ...keys.flat()],
-  );
-  for (const r of rows) state.set(stateKey(r.type, r.state_key), r.event_id);
-  return state;
+  return keys.length === 0 ? new Map() : readSnapshot(sql, snapshotId, keys);
 }

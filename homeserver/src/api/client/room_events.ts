@@ -1,6 +1,7 @@
 import type { Area } from '../../app.js';
 import { MatrixError, badJson } from '../../core/errors.js';
 import { optionalString } from '../../core/json.js';
+import { CanonicalJsonError, parseStrictJson } from '../../core/canonical_json.js';
 import { requireAuth, requesterOf } from '../middleware/auth.js';
 import { badDir } from '../../services/rooms/reader.js';
 import { roomEventFilterParam } from './filter.js';
@@ -9,6 +10,21 @@ function intParam(v: unknown, name: string, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'string' || !/^\d{1,9}$/.test(v)) throw new MatrixError(400, 'M_INVALID_PARAM', `'${name}' must be a non-negative integer`);
   return Number(v);
+}
+
+/**
+ * Event content as the room version allows it: canonical JSON forbids floats, integers beyond
+ * ±(2^53-1) and duplicate keys, which JSON.parse would silently round or merge.
+ */
+function eventContent(ctx: { request: { json: Record<string, unknown>; jsonText: string } }): Record<string, unknown> {
+  if (ctx.request.jsonText === '') return ctx.request.json;
+  try {
+    parseStrictJson(ctx.request.jsonText);
+  } catch (err) {
+    if (err instanceof CanonicalJsonError) throw badJson(`Event content is not valid canonical JSON: ${err.message}`);
+    throw err;
+  }
+  return ctx.request.json;
 }
 
 function stringParam(v: unknown): string | undefined {
@@ -27,7 +43,7 @@ export const roomEventsArea: Area = (router, deps) => {
     if (Buffer.byteLength(eventType!) > 255) throw badJson('Event type is too long');
     const eventId = await rooms.timeline.send(
       roomId!,
-      { type: eventType!, sender: r.userId, content: ctx.request.json },
+      { type: eventType!, sender: r.userId, content: eventContent(ctx) },
       { deviceId: r.deviceId, txnId: txnId! },
     );
     ctx.body = { event_id: eventId };
@@ -38,7 +54,7 @@ export const roomEventsArea: Area = (router, deps) => {
     const r = requesterOf(ctx);
     const { roomId, eventType } = ctx.params as Record<string, string>;
     if (eventType === 'm.room.member') throw new MatrixError(403, 'M_FORBIDDEN', 'Use the membership endpoints (join, invite, leave, ...) to change membership');
-    const eventId = await rooms.timeline.send(roomId!, { type: eventType!, sender: r.userId, content: ctx.request.json, stateKey });
+    const eventId = await rooms.timeline.send(roomId!, { type: eventType!, sender: r.userId, content: eventContent(ctx), stateKey });
     ctx.body = { event_id: eventId };
   };
   router.put('/rooms/:roomId/state/:eventType', auth, (ctx) => putState(ctx, ''));

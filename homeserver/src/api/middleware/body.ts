@@ -6,6 +6,8 @@ declare module 'koa' {
   interface Request {
     /** The parsed JSON object body; `{}` when the request has none. */
     json: Record<string, unknown>;
+    /** The body's text, for handlers that must parse it strictly (event content). */
+    jsonText: string;
   }
 }
 
@@ -16,6 +18,7 @@ declare module 'koa' {
 export function jsonBody(maxBytes: number): Middleware {
   return async function jsonBodyMiddleware(ctx, next) {
     ctx.request.json = {};
+    ctx.request.jsonText = '';
     if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') {
       return next();
     }
@@ -44,6 +47,7 @@ export function jsonBody(maxBytes: number): Middleware {
       }
       if (!isObject(parsed)) throw notJson('Body must be a JSON object');
       ctx.request.json = parsed;
+      ctx.request.jsonText = text;
     }
     await next();
   };

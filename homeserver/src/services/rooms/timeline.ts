@@ -1,4 +1,4 @@
-import { forbidden, notFound } from '../../core/errors.js';
+import { MatrixError, forbidden, notFound } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Database, Sql } from '../../storage/db.js';
 import * as events from '../../storage/events.js';
@@ -7,7 +7,8 @@ import type { Notifier, StreamChange } from '../../bus/notifier.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateMap, type StateKey } from './pdu.js';
 import { authEventTypesFor, checkAuth } from './auth_rules.js';
 import { parsePowerLevels, userPowerLevel } from './power_levels.js';
-import type { EventSigner } from './signer.js';
+import type { EventSigner, UnsignedPdu } from './signer.js';
+import { CanonicalJsonError } from '../../core/canonical_json.js';
 
 /** What a local user asks to add to a room. */
 export interface NewEvent {
@@ -92,6 +93,16 @@ export class TimelineService {
   }
 }
 
+/** Content that canonical JSON cannot carry (floats, huge integers) is the client's error, not ours. */
+function buildOrBadJson(signer: EventSigner, pdu: UnsignedPdu, version: RoomVersionId) {
+  try {
+    return signer.build(pdu, version);
+  } catch (err) {
+    if (err instanceof CanonicalJsonError) throw new MatrixError(400, 'M_BAD_JSON', `Event is not valid canonical JSON: ${err.message}`);
+    throw err;
+  }
+}
+
 async function currentStateEvent(tx: Sql, roomId: string, type: string): Promise<RoomEvent | undefined> {
   const id = await state.getCurrentStateEventId(tx, roomId, type, '');
   return id ? (await events.getEvent(tx, id))?.event : undefined;
@@ -146,7 +157,8 @@ export class RoomWriter {
     for (const s of authStored.values()) authEvents.set(stateKey(s.event.type, s.event.state_key ?? ''), s.event);
 
     const depth = prev.length === 0 ? 1 : Math.min(Number.MAX_SAFE_INTEGER, Math.max(...prev.map((p) => p.depth)) + 1);
-    const { event, json } = this.signer.build(
+    const { event, json } = buildOrBadJson(
+      this.signer,
       {
         room_id: roomId,
         sender: ev.sender,
