@@ -141,7 +141,10 @@ test('rules 2.1-2.5: the auth_events list', () => {
   const noCreate = room();
   noCreate.delete(stateKey('m.room.create', ''));
   expectResult(checkAuth(msg([]), noCreate, '11'), 'rule 2.4', 'state without create');
-  expectResult(checkAuth(msg([]), room({ extra: [{ ...member('$m_x', DAVE, DAVE, 'join'), room_id: '!other:a.test' }] }), '11'), 'rule 2.5', 'state from another room');
+  expectResult(checkAuth(msg([]), room({ extra: [{ ...member('$m_bob2', BOB, BOB, 'join'), room_id: '!other:a.test' }] }), '11'), 'rule 2.5', 'state from another room');
+  const misfiled = room();
+  misfiled.set(stateKey('m.room.member', BOB), member('$m_carol2', CAROL, CAROL, 'join'));
+  expectResult(checkAuth(msg([]), misfiled, '11'), 'auth state entry', 'state entry under the wrong key');
 });
 
 // ---- rule 3: m.federate ----
@@ -179,6 +182,7 @@ runCases('rule 4.3: joins', [
   { name: 'creator first join (v10: content.creator)', event: firstJoin(AMY), state: stateOf(createdByAliceForAmy10), version: '10', expect: true },
   { name: 'v10: create sender is not the creator', event: firstJoin(ALICE), state: stateOf(createdByAliceForAmy10), version: '10', expect: 'rule 4.3.4' },
   { name: 'v11: content.creator is ignored', event: firstJoin(AMY), state: stateOf(makeEvent('$create', 'm.room.create', ALICE, { room_version: '11', creator: AMY }, { state_key: '', prev: [] })), expect: 'rule 4.3.4' },
+  { name: 'creator join whose only prev event is not the create', event: member('$e', ALICE, ALICE, 'join', {}, { prev: ['$x'] }), state: stateOf(create11), expect: 'rule 4.3.4' },
   { name: 'creator join not directly after create', event: member('$e', ALICE, ALICE, 'join', {}, { prev: ['$create', '$x'] }), state: stateOf(create11), expect: 'rule 4.3.4' },
   { name: 'public room', event: member('$e', DAVE, DAVE, 'join'), expect: true },
   { name: 'joining for someone else', event: member('$e', BOB, DAVE, 'join'), expect: 'rule 4.3.2' },
@@ -246,6 +250,8 @@ runCases('rule 4.5: leaving, kicking, unbanning', [
   { name: 'moderator kicks the admin', event: member('$e', BOB, ALICE, 'leave'), expect: 'rule 4.5.5' },
   { name: 'moderator kicks a peer at the same level', event: member('$e', BOB, ERIN, 'leave'), expect: 'rule 4.5.5' },
   { name: 'level-0 member kicks (kick level 50)', event: member('$e', CAROL, DAVE, 'leave'), expect: 'rule 4.5.5' },
+  { name: 'kick below a raised kick level', event: member('$e', BOB, CAROL, 'leave'), state: room({ pl: { ...basePl, kick: 75 } }), expect: 'rule 4.5.5' },
+  { name: 'kick below the default kick level (50)', event: member('$e', BOB, CAROL, 'leave'), state: room({ pl: { users: { [ALICE]: 100, [BOB]: 40 } } }), expect: 'rule 4.5.5' },
   { name: 'kicker not joined', event: member('$e', AMY, CAROL, 'leave'), expect: 'rule 4.5.2' },
   { name: 'admin unbans', event: member('$e', ALICE, DAVE, 'leave'), state: room({ extra: banned }), expect: true },
   { name: 'unban needs the ban level, not just kick', event: member('$e', BOB, DAVE, 'leave'), state: room({ pl: { ...basePl, ban: 75, kick: 25 }, extra: banned }), expect: 'rule 4.5.3' },
@@ -259,6 +265,8 @@ runCases('rule 4.6: bans', [
   { name: 'moderator bans the admin', event: member('$e', BOB, ALICE, 'ban'), expect: 'rule 4.6.3' },
   { name: 'moderator bans a peer', event: member('$e', BOB, ERIN, 'ban'), expect: 'rule 4.6.3' },
   { name: 'level-0 member bans', event: member('$e', CAROL, DAVE, 'ban'), expect: 'rule 4.6.3' },
+  { name: 'ban below a raised ban level', event: member('$e', BOB, CAROL, 'ban'), state: room({ pl: { ...basePl, ban: 75 } }), expect: 'rule 4.6.3' },
+  { name: 'ban below the default ban level (50)', event: member('$e', BOB, CAROL, 'ban'), state: room({ pl: { users: { [ALICE]: 100, [BOB]: 40 } } }), expect: 'rule 4.6.3' },
   { name: 'banner not joined', event: member('$e', AMY, DAVE, 'ban'), expect: 'rule 4.6.1' },
 ]);
 
@@ -289,6 +297,8 @@ runCases('rules 5-8: membership, third-party invites, required levels, user-owne
   { name: 'events entry for a message type', event: makeEvent('$e', 'm.room.message', CAROL, {}), state: room({ pl: { ...basePl, events: { 'm.room.message': 10 } } }), expect: 'rule 7' },
   { name: 'events_default', event: makeEvent('$e', 'm.custom', CAROL, {}), state: room({ pl: { ...basePl, events_default: 1 } }), expect: 'rule 7' },
   { name: 'event type named like an Object.prototype member', event: makeEvent('$e', 'constructor', CAROL, {}), expect: true },
+  { name: 'users_default applies to users without an entry', event: topic(CAROL), state: room({ pl: { ...basePl, users_default: 50 } }), expect: true },
+  { name: 'users entry beats users_default', event: topic(CAROL), state: room({ pl: { users: { ...basePl.users, [CAROL]: 0 }, users_default: 50 } }), expect: 'rule 7' },
   { name: 'no power levels: creator has 100', event: topic(ALICE), state: room({ pl: null }), expect: true },
   { name: 'no power levels: others have 0 and state needs 50', event: topic(BOB), state: room({ pl: null }), expect: 'rule 7' },
   { name: 'no power levels: messages need 0', event: makeEvent('$e', 'm.room.message', CAROL, {}), state: room({ pl: null }), expect: true },
@@ -314,6 +324,7 @@ runCases('rule 9: power levels content must be integers (v10+)', [
   ...bothVersions({ name: 'events not an object', event: pl(ALICE, { ...basePl, events: [] }), expect: 'rule 9.2' }),
   ...bothVersions({ name: 'string notifications entry', event: pl(ALICE, { ...basePl, notifications: { room: '50' } }), expect: 'rule 9.2' }),
   ...bothVersions({ name: 'users key is not a user ID', event: pl(ALICE, { users: { [ALICE]: 100, bob: 1 } }), expect: 'rule 9.3' }),
+  ...bothVersions({ name: 'users key without a server name', event: pl(ALICE, { users: { [ALICE]: 100, '@bob:': 1 } }), expect: 'rule 9.3' }),
   ...bothVersions({ name: 'users not an object', event: pl(ALICE, { users: null }), expect: 'rule 9.3' }),
   ...bothVersions({ name: 'integers everywhere', event: pl(ALICE, { ...basePl, ban: 60, events: { 'm.room.name': 50 }, notifications: { room: 50 } }), expect: true }),
 ]);

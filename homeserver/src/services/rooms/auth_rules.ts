@@ -165,11 +165,14 @@ export function checkAuth(
   }
   if (event.type === 'm.room.create') return checkCreate(event, roomVersion);
 
-  // 2.4 / 2.5 on the state we were given. (Each entry must also sit under its own key;
-  // anything else is a caller bug that would make every later rule read the wrong event.)
+  // 2.4 / 2.5 on the state we were given, for the keys the rules can read (so passing a
+  // whole room state costs nothing extra). Each entry must also sit under its own key;
+  // anything else is a caller bug that would make the rules read the wrong event.
   const create = authState.get(CREATE_KEY);
   if (!create) return deny('rule 2.4: no m.room.create event in the auth state');
-  for (const [key, e] of authState) {
+  for (const key of authEventTypesFor(event, roomVersion)) {
+    const e = authState.get(key);
+    if (!e) continue;
     if (e.state_key === undefined || stateKey(e.type, e.state_key) !== key) {
       return deny(`auth state entry ${describe(key)} holds ${e.event_id}, which has another key`);
     }
