@@ -21,7 +21,8 @@
  * the rules: a redaction is authorised like any other event (rule 7), and whether it is
  * *applied* is "Handling redactions" — see `redactionApplies` below.
  */
-import { stateKey, type RoomEvent, type RoomVersionId, type StateKey } from './pdu.js';
+import { SUPPORTED_ROOM_VERSIONS, stateKey, type RoomEvent, type RoomVersionId, type StateKey } from './pdu.js';
+export { SUPPORTED_ROOM_VERSIONS };
 import {
   domainOf,
   isPlainObject,
@@ -60,8 +61,6 @@ export {
 } from './auth_rules_member.js';
 export type { AuthOptions, AuthResult, AuthState } from './auth_rules_member.js';
 
-/** Room versions whose rules this module implements — the "recognised" versions of rule 1.3. */
-export const SUPPORTED_ROOM_VERSIONS: readonly RoomVersionId[] = Object.freeze(['10', '11']);
 
 /** The fields of an event that decide its auth events (an event being built has no id yet). */
 export interface EventDraft {

@@ -3,10 +3,9 @@ import { randomString } from '../../core/ids.js';
 import { type JsonObject } from '../../core/json.js';
 import * as users from '../../storage/users.js';
 import * as aliases from '../../storage/aliases.js';
-import type { RoomVersionId } from './pdu.js';
+import { SUPPORTED_ROOM_VERSIONS, type RoomVersionId } from './pdu.js';
 import type { TimelineService, NewEvent } from './timeline.js';
 
-export const SUPPORTED_ROOM_VERSIONS: RoomVersionId[] = ['10', '11'];
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
 

@@ -17,11 +17,11 @@ import {
   verifyJsonSignature,
   type Signatures,
 } from '../../core/signing.js';
-import type { RoomVersionId } from './pdu.js';
+import { SUPPORTED_ROOM_VERSIONS, type RoomVersionId } from './pdu.js';
+export { SUPPORTED_ROOM_VERSIONS };
 
 type Json = Record<string, unknown>;
 
-export const SUPPORTED_ROOM_VERSIONS: readonly RoomVersionId[] = ['10', '11'];
 
 export function isSupportedRoomVersion(v: unknown): v is RoomVersionId {
   return typeof v === 'string' && (SUPPORTED_ROOM_VERSIONS as readonly string[]).includes(v);

@@ -4,6 +4,9 @@
  */
 export type RoomVersionId = '10' | '11';
 
+/** The room versions this server implements (events, auth rules, redaction, state resolution). */
+export const SUPPORTED_ROOM_VERSIONS: readonly RoomVersionId[] = Object.freeze(['10', '11']);
+
 export interface PduContentHashes {
   sha256: string;
 }
