@@ -79,8 +79,10 @@ t('registerRequest through UIA, whoami, loginWithPassword, login(), logout(true)
 
   // The username is taken now; the SDK sees M_USER_IN_USE (before any UIA round trip).
   await expectMatrixError(sdk.createClient({ baseUrl }).registerRequest({ username: 'sdkuser', password: 'another password' }), 400, 'M_USER_IN_USE');
-  assert.not.ok(await sdk.createClient({ baseUrl }).isUsernameAvailable('sdkuser').catch(() => false));
-  assert.ok(await sdk.createClient({ baseUrl }).isUsernameAvailable('sdkfree'));
+  // isUsernameAvailable maps exactly M_USER_IN_USE to false (anything else would throw).
+  assert.is(await sdk.createClient({ baseUrl }).isUsernameAvailable('SDKUSER'), false);
+  assert.is(await sdk.createClient({ baseUrl }).isUsernameAvailable('sdkfree'), true);
+  await expectMatrixError(sdk.createClient({ baseUrl }).isUsernameAvailable('no spaces'), 400, 'M_INVALID_USERNAME');
 
   // loginWithPassword: the deprecated top-level `user` field, a new device, and the client keeps the token.
   const c1 = sdk.createClient({ baseUrl });
