@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const hs = await bootstrap(config, logger);
   const server = http.createServer(hs.app.callback());
+  hs.attachRealtime(server);
   // Long-poll /sync holds requests open; keep-alive sockets must outlive the longest poll.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

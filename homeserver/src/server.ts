@@ -5,10 +5,15 @@ import { Database } from './storage/db.js';
 import { createBus } from './bus/index.js';
 import { createServices } from './services/index.js';
 import { createApp, type AppDeps } from './app.js';
+import { RealtimeServer } from './api/ws/sync_ws.js';
 
 export interface Homeserver {
   deps: AppDeps;
   app: ReturnType<typeof createApp>;
+  /** Serves the WebSocket endpoints (WebSocket sync) on this HTTP server's upgrades. */
+  attachRealtime(server: http.Server): void;
+  /** Closes every WebSocket (an HTTP server's close() waits for upgraded sockets too). */
+  closeRealtime(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,10 +34,14 @@ export async function bootstrap(config: Config, logger: Logger): Promise<Homeser
   }
   const services = await createServices(config, logger, db, bus);
   const deps: AppDeps = { config, logger, db, bus, services };
+  const realtime = new RealtimeServer(deps);
   return {
     deps,
     app: createApp(deps),
+    attachRealtime: (server) => realtime.attach(server),
+    closeRealtime: () => realtime.close(),
     async close() {
+      await realtime.close();
       services.mailer.close();
       await bus.close();
       await db.close();

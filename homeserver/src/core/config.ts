@@ -41,6 +41,8 @@ export interface Config {
   defaultRoomVersion: '10' | '11';
   /** Longest a /sync long-poll waits, whatever `timeout` the client asks for. */
   syncMaxTimeoutMs: number;
+  /** WebSocket sync (`/_hearth/client/v1/sync/ws`, protocol-spec/websocket-sync.md). */
+  ws: WsConfig;
   rateLimits: {
     login: RateLimitRule;
     register: RateLimitRule;
@@ -48,6 +50,19 @@ export interface Config {
     /** Everything else, per user (or per IP when unauthenticated). */
     client: RateLimitRule;
   };
+}
+
+export interface WsConfig {
+  /** A new socket must send its auth frame within this time (else close 4001). */
+  authTimeoutMs: number;
+  /** Sync batches sent and not yet acknowledged, at most. */
+  maxUnacked: number;
+  /** No batch is computed while more than this many bytes wait in the socket's send buffer. */
+  maxBufferedBytes: number;
+  /** Ping interval; a socket that has not answered the previous ping by the next one is dropped. */
+  pingIntervalMs: number;
+  /** Largest client frame accepted (the auth frame may carry an inline filter). */
+  maxClientFrameBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -92,7 +107,7 @@ function rate(env: Env, name: string, dflt: RateLimitRule): RateLimitRule {
 }
 
 // Server names per the spec's grammar: a DNS name or IP literal, optional port.
-const SERVER_NAME_RE = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
+export const SERVER_NAME_RE = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
 
 export function loadConfig(env: Env = process.env): Config {
   const serverName = str(env, 'HEARTH_SERVER_NAME');
@@ -164,6 +179,13 @@ export function loadConfig(env: Env = process.env): Config {
     scryptCost,
     defaultRoomVersion,
     syncMaxTimeoutMs: int(env, 'HEARTH_SYNC_MAX_TIMEOUT_MS', 60_000, 0, 600_000),
+    ws: {
+      authTimeoutMs: int(env, 'HEARTH_WS_AUTH_TIMEOUT_MS', 10_000, 10, 600_000),
+      maxUnacked: int(env, 'HEARTH_WS_MAX_UNACKED', 4, 1, 1000),
+      maxBufferedBytes: int(env, 'HEARTH_WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1, 1024 * 1024 * 1024),
+      pingIntervalMs: int(env, 'HEARTH_WS_PING_INTERVAL_MS', 30_000, 10, 3_600_000),
+      maxClientFrameBytes: int(env, 'HEARTH_WS_MAX_CLIENT_FRAME_BYTES', 128 * 1024, 1024, 16 * 1024 * 1024),
+    },
     rateLimits: {
       login: rate(env, 'HEARTH_RATELIMIT_LOGIN', { perSecond: 0.17, burst: 5 }),
       register: rate(env, 'HEARTH_RATELIMIT_REGISTER', { perSecond: 0.17, burst: 5 }),

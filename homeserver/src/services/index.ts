@@ -31,7 +31,14 @@ export interface Services {
 /** Everything the rules layer needs, wired explicitly: no service reaches for a global. */
 export async function createServices(config: Config, logger: Logger, db: Database, bus: Bus): Promise<Services> {
   const tokens = await AccessTokens.load(db, config.serverName);
-  const sessions = new SessionService({ db, tokens, accessTokenLifetimeMs: config.accessTokenLifetimeMs, logger });
+  const sessions = new SessionService({
+    db,
+    tokens,
+    accessTokenLifetimeMs: config.accessTokenLifetimeMs,
+    logger,
+    // Position 0: no new stream data, only "re-check": waiting syncs and sockets of the user wake up.
+    onLogout: (userId) => bus.notifier.notify({ position: 0, roomIds: [], userIds: [userId] }),
+  });
   const uia = new UiaService(db, config.uiaSessionLifetimeMs);
   const passwords = new PasswordHasher(config.scryptCost);
   const accounts = new AccountService({

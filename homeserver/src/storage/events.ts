@@ -1,5 +1,6 @@
 import type { Sql } from './db.js';
 import type { RoomEvent } from '../services/rooms/pdu.js';
+import { sha256Hex } from '../core/ids.js';
 
 export interface EventRow {
   event_id: string;
@@ -43,6 +44,8 @@ export function toStored(row: EventRow): StoredEvent {
 
 const COLUMNS =
   'event_id, room_id, stream_ordering, depth, type, state_key, sender, origin_server_ts, json, state_after, outlier, rejected_reason, redacted_by, replaces_state';
+/** COLUMNS of the `events` table aliased as `e` in a join. */
+const E_COLUMNS = COLUMNS.split(', ').map((c) => `e.${c}`).join(', ');
 
 export async function getEvents(sql: Sql, eventIds: string[]): Promise<Map<string, StoredEvent>> {
   const out = new Map<string, StoredEvent>();
@@ -54,6 +57,19 @@ export async function getEvents(sql: Sql, eventIds: string[]): Promise<Map<strin
 
 export async function getEvent(sql: Sql, eventId: string): Promise<StoredEvent | undefined> {
   return (await getEvents(sql, [eventId])).get(eventId);
+}
+
+/** The room's current state events of the given types with one state key (by default ''), by type. */
+export async function currentStateEvents(sql: Sql, roomId: string, types: string[], stateKey = ''): Promise<Map<string, StoredEvent>> {
+  const out = new Map<string, StoredEvent>();
+  if (types.length === 0) return out;
+  const rows = await sql.query<EventRow>(
+    `select ${E_COLUMNS} from current_state cs join events e on e.event_id = cs.event_id
+     where cs.room_id = ? and cs.state_key = ? and cs.type in (?)`,
+    [roomId, stateKey, types],
+  );
+  for (const r of rows) out.set(r.type, toStored(r));
+  return out;
 }
 
 export interface NewEventRow {
@@ -112,6 +128,19 @@ export async function replaceForwardExtremities(sql: Sql, roomId: string, remove
   await sql.query('insert into forward_extremities (room_id, event_id) values (?, ?) on conflict do nothing', [roomId, added]);
 }
 
+/**
+ * A transaction id is scoped to one device *and* one endpoint (spec: "Transaction identifiers"): the
+ * same id sent to another room, event type or endpoint is a new request. The endpoint's scope is
+ * folded into the stored key as a fixed-length hash prefix, and `txnIdsFor` hands clients back the
+ * id they chose.
+ */
+export function scopedTxnId(scope: string, txnId: string): string {
+  return `${sha256Hex(scope).slice(0, 32)}:${txnId}`;
+}
+
+const SCOPED_TXN = /^[0-9a-f]{32}:/;
+const clientTxnId = (stored: string) => (SCOPED_TXN.test(stored) ? stored.slice(33) : stored);
+
 export async function findTxn(sql: Sql, userId: string, deviceId: string, txnId: string): Promise<string | undefined> {
   const rows = await sql.query<{ event_id: string }>(
     'select event_id from event_txns where user_id = ? and device_id = ? and txn_id = ?',
@@ -148,7 +177,7 @@ export async function txnIdsFor(sql: Sql, userId: string, deviceId: string, even
     'select event_id, txn_id from event_txns where user_id = ? and device_id = ? and event_id in (?)',
     [userId, deviceId, eventIds],
   );
-  for (const r of rows) out.set(r.event_id, r.txn_id);
+  for (const r of rows) out.set(r.event_id, clientTxnId(r.txn_id));
   return out;
 }
 

@@ -100,6 +100,7 @@ export async function startTestServer(
     if (stopped) return;
     stopped = true;
     if (server) {
+      await hs.closeRealtime();
       server.closeAllConnections();
       await new Promise((r) => server!.close(r));
     }
@@ -134,7 +135,10 @@ export async function startTestServer(
       return { status: res.statusCode, body, headers: res.headers as Response['headers'] };
     },
     async listen() {
-      server ??= http.createServer(callback);
+      if (!server) {
+        server = http.createServer(callback);
+        hs.attachRealtime(server);
+      }
       const port = await listen(server, '127.0.0.1', 0);
       return `http://127.0.0.1:${port}`;
     },

@@ -10,9 +10,11 @@ import { roomsArea } from './rooms.js';
 import { roomEventsArea } from './room_events.js';
 import { filterArea } from './filter.js';
 import { syncArea } from './sync.js';
+import { sdkCompatArea } from './sdk_compat.js';
+import { directoryArea } from './directory.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
-export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea];
+export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, sdkCompatArea, directoryArea];
 
 /** Areas served under /_matrix/client/v1. */
 export const CLIENT_V1_AREAS: Area[] = [registerV1Area];

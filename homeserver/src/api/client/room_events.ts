@@ -1,35 +1,35 @@
 import type { Area } from '../../app.js';
-import { MatrixError, badJson } from '../../core/errors.js';
+import { badJson, invalidParam } from '../../core/errors.js';
 import { optionalString } from '../../core/json.js';
-import { CanonicalJsonError, parseStrictJson } from '../../core/canonical_json.js';
-import { requireAuth, requesterOf } from '../middleware/auth.js';
+import { scopedTxnId } from '../../storage/events.js';
+import { MAX_ID_BYTES } from '../../services/rooms/event_format.js';
+import { requireAuth, requesterOf, type AuthState } from '../middleware/auth.js';
 import { badDir } from '../../services/rooms/reader.js';
+import { MEMBERSHIPS } from '../../services/rooms/membership.js';
 import { roomEventFilterParam } from './filter.js';
+import { enumParam, intParam, queryString, strictJsonBody } from './params.js';
 
-function intParam(v: unknown, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !/^\d{1,9}$/.test(v)) throw new MatrixError(400, 'M_INVALID_PARAM', `'${name}' must be a non-negative integer`);
-  return Number(v);
-}
+/** Transaction ids are opaque; this bound keeps their stored key well inside an index entry. */
+const MAX_TXN_ID_BYTES = 1024;
 
-/**
- * Event content as the room version allows it: canonical JSON forbids floats, integers beyond
- * ±(2^53-1) and duplicate keys, which JSON.parse would silently round or merge.
- */
-function eventContent(ctx: { request: { json: Record<string, unknown>; jsonText: string } }): Record<string, unknown> {
-  if (ctx.request.jsonText === '') return ctx.request.json;
-  try {
-    parseStrictJson(ctx.request.jsonText);
-  } catch (err) {
-    if (err instanceof CanonicalJsonError) throw badJson(`Event content is not valid canonical JSON: ${err.message}`);
-    throw err;
+/** Spec "Size limits": an event's type and state key are at most 255 bytes each. */
+function checkTypeAndKey(type: string, key?: string): void {
+  if (Buffer.byteLength(type) > MAX_ID_BYTES) throw invalidParam(`Event type is longer than ${MAX_ID_BYTES} bytes`);
+  if (key !== undefined && Buffer.byteLength(key) > MAX_ID_BYTES) {
+    throw invalidParam(`State key is longer than ${MAX_ID_BYTES} bytes`);
   }
-  return ctx.request.json;
 }
 
-function stringParam(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
+/** A transaction id scoped to its endpoint, room and event type or target (spec: "Transaction identifiers"). */
+function txn(deviceId: string, txnId: string, scope: string[]): { deviceId: string; txnId: string } {
+  if (Buffer.byteLength(txnId) > MAX_TXN_ID_BYTES) throw invalidParam(`Transaction id is longer than ${MAX_TXN_ID_BYTES} bytes`);
+  return { deviceId, txnId: scopedTxnId(JSON.stringify(scope), txnId) };
 }
+
+const viewer = (ctx: { state: AuthState }) => {
+  const r = requesterOf(ctx);
+  return { userId: r.userId, deviceId: r.deviceId };
+};
 
 /** Sending and reading room events and state. */
 export const roomEventsArea: Area = (router, deps) => {
@@ -40,45 +40,53 @@ export const roomEventsArea: Area = (router, deps) => {
   router.put('/rooms/:roomId/send/:eventType/:txnId', auth, async (ctx) => {
     const r = requesterOf(ctx);
     const { roomId, eventType, txnId } = ctx.params as Record<string, string>;
-    if (Buffer.byteLength(eventType!) > 255) throw badJson('Event type is too long');
-    const eventId = await rooms.timeline.send(
-      roomId!,
-      { type: eventType!, sender: r.userId, content: eventContent(ctx) },
-      { deviceId: r.deviceId, txnId: txnId! },
-    );
-    ctx.body = { event_id: eventId };
+    checkTypeAndKey(eventType!);
+    const content = strictJsonBody(ctx);
+    const t = txn(r.deviceId, txnId!, ['send', roomId!, eventType!]);
+    if (eventType === 'm.room.redaction') {
+      // Since v1.18 redactions may be sent here in every room version, `redacts` in content; they
+      // are real redactions (the redact level applies), not events clients would merely obey.
+      const target = content.redacts;
+      if (typeof target !== 'string' || !target.startsWith('$')) throw badJson("'redacts' must be the ID of the event to redact");
+      ctx.body = { event_id: await rooms.timeline.redact(roomId!, r.userId, target, optionalString(content, 'reason'), t) };
+      return;
+    }
+    ctx.body = { event_id: await rooms.timeline.send(roomId!, { type: eventType!, sender: r.userId, content }, t) };
   });
 
   // The state key may be empty: the route with and without a trailing key segment.
   const putState = async (ctx: Parameters<Parameters<typeof router.put>[1]>[0], stateKey: string) => {
     const r = requesterOf(ctx);
     const { roomId, eventType } = ctx.params as Record<string, string>;
-    if (eventType === 'm.room.member') throw new MatrixError(403, 'M_FORBIDDEN', 'Use the membership endpoints (join, invite, leave, ...) to change membership');
-    const eventId = await rooms.timeline.send(roomId!, { type: eventType!, sender: r.userId, content: eventContent(ctx), stateKey });
-    ctx.body = { event_id: eventId };
+    checkTypeAndKey(eventType!, stateKey);
+    const content = strictJsonBody(ctx);
+    if (eventType === 'm.room.redaction') throw badJson('Redactions are not state events: use /redact or /send');
+    if (eventType === 'm.room.member') {
+      ctx.body = { event_id: await rooms.membership.setMember(r.userId, roomId!, stateKey, content) };
+      return;
+    }
+    if (eventType === 'm.room.canonical_alias' && stateKey === '') await rooms.directory.checkCanonicalAlias(roomId!, content);
+    ctx.body = { event_id: await rooms.timeline.send(roomId!, { type: eventType!, sender: r.userId, content, stateKey }) };
   };
   router.put('/rooms/:roomId/state/:eventType', auth, (ctx) => putState(ctx, ''));
   router.put('/rooms/:roomId/state/:eventType/:stateKey', auth, (ctx) => putState(ctx, ctx.params.stateKey ?? ''));
 
-  const viewer = (ctx: { state: { requester?: { userId: string; deviceId: string } } }) => {
-    const r = requesterOf(ctx as never);
-    return { userId: r.userId, deviceId: r.deviceId };
-  };
   router.get('/rooms/:roomId/state', auth, async (ctx) => {
     ctx.body = await rooms.reader.state(viewer(ctx), ctx.params.roomId!);
   });
   const getState = async (ctx: Parameters<Parameters<typeof router.get>[1]>[0], key: string) => {
+    const format = enumParam(ctx.query.format, 'format', ['content', 'event'] as const) ?? 'content';
     const ev = await rooms.reader.stateEvent(viewer(ctx), ctx.params.roomId!, ctx.params.eventType!, key);
-    ctx.body = ctx.query.format === 'event' ? ev : ev.content;
+    ctx.body = format === 'event' ? ev : ev.content;
   };
   router.get('/rooms/:roomId/state/:eventType', auth, (ctx) => getState(ctx, ''));
   router.get('/rooms/:roomId/state/:eventType/:stateKey', auth, (ctx) => getState(ctx, ctx.params.stateKey ?? ''));
 
   router.get('/rooms/:roomId/members', auth, async (ctx) => {
     const chunk = await rooms.reader.members(viewer(ctx), ctx.params.roomId!, {
-      at: stringParam(ctx.query.at),
-      membership: stringParam(ctx.query.membership),
-      notMembership: stringParam(ctx.query.not_membership),
+      at: queryString(ctx.query.at, 'at'),
+      membership: enumParam(ctx.query.membership, 'membership', MEMBERSHIPS),
+      notMembership: enumParam(ctx.query.not_membership, 'not_membership', MEMBERSHIPS),
     });
     ctx.body = { chunk };
   });
@@ -97,8 +105,8 @@ export const roomEventsArea: Area = (router, deps) => {
     if (dir !== 'b' && dir !== 'f') throw badDir();
     const filter = roomEventFilterParam(ctx.query.filter);
     ctx.body = await rooms.reader.messages(viewer(ctx), ctx.params.roomId!, {
-      from: stringParam(ctx.query.from),
-      to: stringParam(ctx.query.to),
+      from: queryString(ctx.query.from, 'from'),
+      to: queryString(ctx.query.to, 'to'),
       dir,
       limit: intParam(ctx.query.limit, 'limit', 10),
       filter,
@@ -108,7 +116,7 @@ export const roomEventsArea: Area = (router, deps) => {
     const r = requesterOf(ctx);
     const { roomId, eventId, txnId } = ctx.params as Record<string, string>;
     const reason = optionalString(ctx.request.json, 'reason');
-    const id = await rooms.timeline.redact(roomId!, r.userId, eventId!, reason, { deviceId: r.deviceId, txnId: txnId! });
+    const id = await rooms.timeline.redact(roomId!, r.userId, eventId!, reason, txn(r.deviceId, txnId!, ['redact', roomId!, eventId!]));
     ctx.body = { event_id: id };
   });
 };

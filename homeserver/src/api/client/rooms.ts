@@ -4,7 +4,9 @@ import { isObject, optionalBoolean, optionalObject, optionalString, optionalStri
 import { parseUserId } from '../../core/ids.js';
 import { requireAuth, requesterOf } from '../middleware/auth.js';
 import type { Preset } from '../../services/rooms/create.js';
-import type { MembershipAction } from '../../services/rooms/membership.js';
+import { thirdPartyInvitesUnsupported, type MembershipAction } from '../../services/rooms/membership.js';
+import { MAX_ID_BYTES } from '../../services/rooms/event_format.js';
+import { strictJsonBody } from './params.js';
 
 const PRESETS = ['private_chat', 'trusted_private_chat', 'public_chat'];
 
@@ -13,11 +15,20 @@ function initialState(body: JsonObject): { type: string; state_key: string; cont
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v)) throw badJson("'initial_state' must be an array");
   return v.map((e) => {
-    if (!isObject(e) || typeof e.type !== 'string' || !isObject(e.content)) throw badJson('initial_state entries need type and content');
+    if (!isObject(e) || typeof e.type !== 'string' || e.type === '' || !isObject(e.content)) throw badJson('initial_state entries need type and content');
     const key = e.state_key ?? '';
     if (typeof key !== 'string') throw badJson("initial_state 'state_key' must be a string");
+    if (Buffer.byteLength(e.type) > MAX_ID_BYTES || Buffer.byteLength(key) > MAX_ID_BYTES) {
+      throw badJson(`initial_state types and state keys are at most ${MAX_ID_BYTES} bytes`);
+    }
     return { type: e.type, state_key: key, content: e.content };
   });
+}
+
+/** The 3pid forms of invite and join (`medium`/`address`, `third_party_signed`) need an identity server. */
+function refuseThirdParty(body: JsonObject): void {
+  const threepid = (body.medium !== undefined || body.address !== undefined || body.id_server !== undefined) && body.user_id === undefined;
+  if (threepid || body.third_party_signed !== undefined) throw thirdPartyInvitesUnsupported();
 }
 
 /** createRoom, joining, leaving and the other membership endpoints. */
@@ -27,13 +38,15 @@ export const roomsArea: Area = (router, { services, db }) => {
 
   router.post('/createRoom', auth, async (ctx) => {
     const r = requesterOf(ctx);
-    const b = ctx.request.json;
+    const b = strictJsonBody(ctx); // it carries event content (initial_state, creation_content, power levels)
     const visibility = optionalString(b, 'visibility');
     if (visibility !== undefined && visibility !== 'public' && visibility !== 'private') throw badJson("'visibility' must be public or private");
     const preset = optionalString(b, 'preset');
     if (preset !== undefined && !PRESETS.includes(preset)) throw badJson(`'preset' must be one of ${PRESETS.join(', ')}`);
     const invite = optionalStringArray(b, 'invite');
     for (const u of invite ?? []) if (!parseUserId(u)) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid user id in invite: ${u}`);
+    const invite3pid = b.invite_3pid;
+    if (invite3pid !== undefined && invite3pid !== null && !(Array.isArray(invite3pid) && invite3pid.length === 0)) throw thirdPartyInvitesUnsupported();
     const roomVersion = b.room_version;
     if (roomVersion !== undefined && typeof roomVersion !== 'string') throw badJson("'room_version' must be a string");
     const result = await rooms.creator.create(r.userId, {
@@ -52,12 +65,16 @@ export const roomsArea: Area = (router, { services, db }) => {
     ctx.body = { room_id: result.roomId, ...(result.alias ? { room_alias: result.alias } : {}) };
   });
 
-  const join = async (userId: string, idOrAlias: string, reason?: string) => ({ room_id: await rooms.membership.join(userId, idOrAlias, reason) });
+  // `via` and `server_name` name servers to join through: nothing to do for this server's rooms.
+  const join = async (userId: string, idOrAlias: string, body: JsonObject) => {
+    refuseThirdParty(body);
+    return { room_id: await rooms.membership.join(userId, idOrAlias, optionalString(body, 'reason')) };
+  };
   router.post('/join/:roomIdOrAlias', auth, async (ctx) => {
-    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, optionalString(ctx.request.json, 'reason'));
+    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, ctx.request.json);
   });
   router.post('/rooms/:roomId/join', auth, async (ctx) => {
-    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomId!, optionalString(ctx.request.json, 'reason'));
+    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomId!, ctx.request.json);
   });
   router.post('/knock/:roomIdOrAlias', auth, async (ctx) => {
     ctx.body = { room_id: await rooms.membership.knock(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, optionalString(ctx.request.json, 'reason')) };
@@ -73,6 +90,7 @@ export const roomsArea: Area = (router, { services, db }) => {
   for (const action of ['invite', 'kick', 'ban', 'unban'] as MembershipAction[]) {
     router.post(`/rooms/:roomId/${action}`, auth, async (ctx) => {
       const b = ctx.request.json;
+      if (action === 'invite') refuseThirdParty(b);
       await rooms.membership.act(action, requesterOf(ctx).userId, ctx.params.roomId!, requireString(b, 'user_id', 255), optionalString(b, 'reason'));
       ctx.body = {};
     });

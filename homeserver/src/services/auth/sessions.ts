@@ -27,6 +27,8 @@ export interface SessionServiceDeps {
   tokens: AccessTokens;
   accessTokenLifetimeMs: number;
   logger: Logger;
+  /** Called after a logout commits, so live connections of the user re-check their sessions (WebSocket sync). */
+  onLogout?: (userId: string) => void;
 }
 
 /**
@@ -65,12 +67,14 @@ export class SessionService {
     return this.deps.db.transaction((tx) => this.create(tx, opts));
   }
 
-  logoutDevices(userId: string, deviceIds: string[]): Promise<void> {
-    return this.deps.db.transaction((tx) => this.revokeDevices(tx, userId, deviceIds));
+  async logoutDevices(userId: string, deviceIds: string[]): Promise<void> {
+    await this.deps.db.transaction((tx) => this.revokeDevices(tx, userId, deviceIds));
+    this.deps.onLogout?.(userId);
   }
 
-  logoutAll(userId: string): Promise<void> {
-    return this.deps.db.transaction((tx) => this.revokeAll(tx, userId, null));
+  async logoutAll(userId: string): Promise<void> {
+    await this.deps.db.transaction((tx) => this.revokeAll(tx, userId, null));
+    this.deps.onLogout?.(userId);
   }
 
   /** Creates (or replaces) the session of a device, inside the caller's transaction. */

@@ -1,11 +1,11 @@
-import { MatrixError, badJson } from '../../core/errors.js';
-import { randomString } from '../../core/ids.js';
+import { MatrixError, badJson, invalidParam } from '../../core/errors.js';
+import { parseUserId, randomString } from '../../core/ids.js';
 import { type JsonObject } from '../../core/json.js';
 import * as users from '../../storage/users.js';
 import * as aliases from '../../storage/aliases.js';
-import { SUPPORTED_ROOM_VERSIONS, type RoomVersionId } from './pdu.js';
-import type { TimelineService, NewEvent } from './timeline.js';
-
+import { SUPPORTED_ROOM_VERSIONS, stateKey, type RoomVersionId } from './pdu.js';
+import type { TimelineService, NewEvent, RoomWriter } from './timeline.js';
+import { parseRoomAlias } from './directory.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
 
@@ -37,8 +37,9 @@ export class RoomCreator {
     if (!SUPPORTED_ROOM_VERSIONS.includes(version)) {
       throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${String(req.roomVersion)} is not supported`);
     }
-    const invites = req.invite ?? [];
+    const invites = [...new Set(req.invite ?? [])];
     if (invites.length > CREATE_ROOM_LIMITS.invites) throw badJson(`At most ${CREATE_ROOM_LIMITS.invites} invites`);
+    if (invites.includes(creator)) throw invalidParam('You cannot invite yourself');
     if ((req.initialState?.length ?? 0) > CREATE_ROOM_LIMITS.initialState) {
       throw badJson(`At most ${CREATE_ROOM_LIMITS.initialState} initial_state events`);
     }
@@ -47,55 +48,84 @@ export class RoomCreator {
     let alias: string | undefined;
     if (req.roomAliasName !== undefined) {
       alias = `#${req.roomAliasName}:${this.deps.serverName}`;
-      if (!/^[^:\s#]+$/.test(req.roomAliasName) || Buffer.byteLength(alias) > 255) {
-        throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid room alias name');
-      }
+      // Stricter than the alias grammar, as Synapse is: no whitespace or '#' in a new alias.
+      if (/[\s#]/.test(req.roomAliasName) || !parseRoomAlias(alias)) throw invalidParam('Invalid room alias name');
     }
 
-    await this.deps.timeline.write(async (w) => {
-      const send = (ev: Omit<NewEvent, 'sender'>) => w.append(roomId, { ...ev, sender: creator });
-      if (alias && (await aliases.getAlias(w.tx, alias))) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
-      await w.createRoomRow(roomId, version, creator);
-      if (req.visibility === 'public') await w.tx.query(`update rooms set visibility = 'public' where room_id = ?`, [roomId]);
-
-      const createContent: JsonObject = { ...(req.creationContent ?? {}), room_version: version };
-      if (version === '10') createContent.creator = creator;
-      else delete createContent.creator;
-      await send({ type: 'm.room.create', stateKey: '', content: createContent });
-
-      const profile = await users.getUser(w.tx, creator);
-      const member: JsonObject = { membership: 'join' };
-      if (profile?.displayname) member.displayname = profile.displayname;
-      if (profile?.avatar_url) member.avatar_url = profile.avatar_url;
-      await send({ type: 'm.room.member', stateKey: creator, content: member });
-
-      const pl = defaultPowerLevels(creator);
-      if (preset === 'trusted_private_chat') for (const u of invites) (pl.users as JsonObject)[u] = 100;
-      await send({ type: 'm.room.power_levels', stateKey: '', content: mergeOverride(pl, req.powerLevelContentOverride) });
-
-      if (alias) {
-        await aliases.insertAlias(w.tx, alias, roomId, creator);
-        await send({ type: 'm.room.canonical_alias', stateKey: '', content: { alias } });
-      }
-      const joinRule = preset === 'public_chat' ? 'public' : 'invite';
-      await send({ type: 'm.room.join_rules', stateKey: '', content: { join_rule: joinRule } });
-      await send({ type: 'm.room.history_visibility', stateKey: '', content: { history_visibility: 'shared' } });
-      await send({
-        type: 'm.room.guest_access',
-        stateKey: '',
-        content: { guest_access: preset === 'public_chat' ? 'forbidden' : 'can_join' },
+    try {
+      await this.deps.timeline.write(async (w) => {
+        if (alias && (await aliases.getAlias(w.tx, alias))) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
+        for (const u of invites) {
+          if (parseUserId(u)?.serverName === this.deps.serverName && !(await users.getUser(w.tx, u))) throw invalidParam(`Unknown user ${u}`);
+        }
+        await this.writeRoom(w, { roomId, creator, version, preset, invites, alias }, req);
       });
-      for (const s of req.initialState ?? []) await send({ type: s.type, stateKey: s.state_key, content: s.content });
-      if (req.name !== undefined) await send({ type: 'm.room.name', stateKey: '', content: { name: req.name } });
-      if (req.topic !== undefined) await send({ type: 'm.room.topic', stateKey: '', content: { topic: req.topic } });
-      for (const invitee of invites) {
-        const content: JsonObject = { membership: 'invite' };
-        if (req.isDirect) content.is_direct = true;
-        await send({ type: 'm.room.member', stateKey: invitee, content });
+    } catch (err) {
+      // An event the request implies fails the auth rules (e.g. a power_level_content_override that
+      // leaves the creator unable to send the preset's events): nothing of the room is kept.
+      if (err instanceof MatrixError && err.errcode === 'M_FORBIDDEN') {
+        throw new MatrixError(400, 'M_INVALID_ROOM_STATE', `The room's initial state is invalid: ${err.message}`);
       }
-    });
+      throw err;
+    }
     return { roomId, alias };
   }
+
+  /** The events of createRoom in the spec's order (create_room.yaml, steps 1-8). */
+  private async writeRoom(
+    w: RoomWriter,
+    r: { roomId: string; creator: string; version: RoomVersionId; preset: Preset; invites: string[]; alias?: string },
+    req: CreateRoomRequest,
+  ): Promise<void> {
+    const send = (ev: Omit<NewEvent, 'sender'>) => w.append(r.roomId, { ...ev, sender: r.creator });
+    await w.createRoomRow(r.roomId, r.version, r.creator);
+    if (req.visibility === 'public') await w.tx.query(`update rooms set visibility = 'public' where room_id = ?`, [r.roomId]);
+
+    const createContent: JsonObject = { ...(req.creationContent ?? {}), room_version: r.version };
+    if (r.version === '10') createContent.creator = r.creator;
+    else delete createContent.creator;
+    await send({ type: 'm.room.create', stateKey: '', content: createContent });
+
+    const profile = await users.getUser(w.tx, r.creator);
+    const member: JsonObject = { membership: 'join' };
+    if (profile?.displayname) member.displayname = profile.displayname;
+    if (profile?.avatar_url) member.avatar_url = profile.avatar_url;
+    await send({ type: 'm.room.member', stateKey: r.creator, content: member });
+
+    const pl = defaultPowerLevels(r.creator);
+    if (r.preset === 'trusted_private_chat') for (const u of r.invites) (pl.users as JsonObject)[u] = 100;
+    await send({ type: 'm.room.power_levels', stateKey: '', content: mergeOverride(pl, req.powerLevelContentOverride) });
+
+    if (r.alias) {
+      await aliases.insertAlias(w.tx, r.alias, r.roomId, r.creator);
+      await send({ type: 'm.room.canonical_alias', stateKey: '', content: { alias: r.alias } });
+    }
+    // initial_state takes precedence over the preset's events, and name/topic over initial_state:
+    // what is overridden is not sent at all.
+    const initial = req.initialState ?? [];
+    const inInitial = new Set(initial.map((s) => stateKey(s.type, s.state_key)));
+    const presetState: [string, JsonObject][] = [
+      ['m.room.join_rules', { join_rule: r.preset === 'public_chat' ? 'public' : 'invite' }],
+      ['m.room.history_visibility', { history_visibility: 'shared' }],
+      ['m.room.guest_access', { guest_access: r.preset === 'public_chat' ? 'forbidden' : 'can_join' }],
+    ];
+    for (const [type, content] of presetState) if (!inInitial.has(stateKey(type, ''))) await send({ type, stateKey: '', content });
+    const overridden = (s: { type: string; state_key: string }) =>
+      s.state_key === '' && ((s.type === 'm.room.name' && req.name !== undefined) || (s.type === 'm.room.topic' && req.topic !== undefined));
+    for (const s of initial) if (!overridden(s)) await send({ type: s.type, stateKey: s.state_key, content: s.content });
+    if (req.name !== undefined) await send({ type: 'm.room.name', stateKey: '', content: { name: req.name } });
+    if (req.topic !== undefined) await send({ type: 'm.room.topic', stateKey: '', content: topicContent(req.topic) });
+    for (const invitee of r.invites) {
+      const content: JsonObject = { membership: 'invite' };
+      if (req.isDirect) content.is_direct = true;
+      await send({ type: 'm.room.member', stateKey: invitee, content });
+    }
+  }
+}
+
+/** A plain-text topic, with its `m.topic` text block (spec v1.15, m.room.topic). */
+function topicContent(topic: string): JsonObject {
+  return { topic, 'm.topic': { 'm.text': [{ body: topic, mimetype: 'text/plain' }] } };
 }
 
 /** The power levels a new room starts with (the spec's defaults, with the creator at 100). */

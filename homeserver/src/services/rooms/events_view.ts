@@ -56,7 +56,7 @@ export async function toClientEvents(sql: Sql, stored: StoredEvent[], versions: 
     if (s.replacesState) {
       const prev = relatedEvents.get(s.replacesState);
       if (prev) {
-        unsigned.prev_content = prev.redactedBy ? (redact(prev.event, version).content as Record<string, unknown>) : prev.event.content;
+        unsigned.prev_content = clientContent(prev, version);
         unsigned.replaces_state = s.replacesState;
         unsigned.prev_sender = prev.event.sender;
       }
@@ -78,9 +78,14 @@ export async function toClientEvents(sql: Sql, stored: StoredEvent[], versions: 
   return out;
 }
 
+/** An event's content as clients see it: what the room version's redaction algorithm keeps, once redacted. */
+export function clientContent(s: StoredEvent, version: RoomVersionId): Record<string, unknown> {
+  return s.redactedBy ? (redact(s.event, version).content as Record<string, unknown>) : s.event.content;
+}
+
 function plain(s: StoredEvent, version: RoomVersionId, now: number): ClientEvent {
   return {
-    content: s.redactedBy ? (redact(s.event, version).content as Record<string, unknown>) : s.event.content,
+    content: clientContent(s, version),
     event_id: s.event.event_id,
     origin_server_ts: s.event.origin_server_ts,
     room_id: s.event.room_id,
@@ -117,9 +122,27 @@ export async function filterVisible(sql: Sql, userId: string, stored: StoredEven
       v = { visibility: typeof hv === 'string' ? hv : 'shared', membership: typeof m === 'string' ? m : undefined };
       bySnapshot.set(s.stateAfter, v);
     }
-    if (isVisible(v.visibility, v.membership, current)) out.push(s);
+    if (isVisible(v.visibility, v.membership, current) || (await visibleBefore(sql, userId, s, v, current))) out.push(s);
   }
   return out;
+}
+
+/**
+ * The user's own member events and history_visibility events are also visible when the state just
+ * before them allows it (spec: history visibility, "Server behaviour"), e.g. one's own leave.
+ */
+async function visibleBefore(
+  sql: Sql,
+  userId: string,
+  s: StoredEvent,
+  after: { visibility: string; membership: string | undefined },
+  current: string | undefined,
+): Promise<boolean> {
+  const own = s.event.type === 'm.room.member' && s.event.state_key === userId;
+  if (!own && s.event.type !== 'm.room.history_visibility') return false;
+  const prev = s.replacesState ? (await events.getEvent(sql, s.replacesState))?.event.content : undefined;
+  if (own) return isVisible(after.visibility, typeof prev?.membership === 'string' ? prev.membership : undefined, current);
+  return isVisible(typeof prev?.history_visibility === 'string' ? prev.history_visibility : 'shared', after.membership, current);
 }
 
 export function isVisible(visibility: string, membershipAtEvent: string | undefined, currentMembership: string | undefined): boolean {

@@ -7,6 +7,7 @@ import { TimelineService } from './timeline.js';
 import { RoomCreator } from './create.js';
 import { MembershipService } from './membership.js';
 import { RoomReader } from './reader.js';
+import { DirectoryService } from './directory.js';
 import { SyncService } from '../sync/sync.js';
 
 export interface RoomServices {
@@ -15,6 +16,7 @@ export interface RoomServices {
   creator: RoomCreator;
   membership: MembershipService;
   reader: RoomReader;
+  directory: DirectoryService;
   sync: SyncService;
 }
 
@@ -34,6 +36,7 @@ export async function createRoomServices(deps: {
     creator: new RoomCreator({ timeline, serverName: deps.serverName, defaultRoomVersion: deps.defaultRoomVersion }),
     membership: new MembershipService({ timeline, serverName: deps.serverName }),
     reader: new RoomReader({ db: deps.db }),
+    directory: new DirectoryService({ db: deps.db, timeline, serverName: deps.serverName }),
     sync: new SyncService({ db: deps.db, notifier: deps.notifier, maxTimeoutMs: deps.maxSyncTimeoutMs }),
   };
 }

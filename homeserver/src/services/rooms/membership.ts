@@ -1,13 +1,29 @@
-import { MatrixError, forbidden, notFound } from '../../core/errors.js';
+import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../../core/errors.js';
 import { parseUserId } from '../../core/ids.js';
 import type { JsonObject } from '../../core/json.js';
+import { encodeCanonicalJson } from '../../core/canonical_json.js';
 import type { Sql } from '../../storage/db.js';
 import * as aliases from '../../storage/aliases.js';
+import * as events from '../../storage/events.js';
 import * as state from '../../storage/state.js';
 import * as users from '../../storage/users.js';
-import type { TimelineService } from './timeline.js';
+import type { Appended, RoomWriter, TimelineService } from './timeline.js';
 
 export type MembershipAction = 'invite' | 'kick' | 'ban' | 'unban';
+
+export const MEMBERSHIPS = ['join', 'invite', 'leave', 'ban', 'knock'];
+
+/** Equal as canonical JSON; content canonical JSON cannot encode (floats) equals nothing and fails later as M_BAD_JSON. */
+function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return encodeCanonicalJson(a) === encodeCanonicalJson(b);
+  } catch {
+    return false;
+  }
+}
+
+/** Third-party (3pid) invites need an identity server integration this server does not have. */
+export const thirdPartyInvitesUnsupported = () => forbidden('Third-party invites are not supported on this server');
 
 /** Joins, invites, leaves, kicks, bans and knocks: membership events whose legality the auth rules decide. */
 export class MembershipService {
@@ -35,6 +51,23 @@ export class MembershipService {
     return content;
   }
 
+  /**
+   * Appends a membership event. A new invite, knock or join also ends a `forget`: the room comes
+   * back to the user's syncs and history (spec: "Leaving rooms").
+   */
+  private async appendMember(w: RoomWriter, roomId: string, sender: string, target: string, content: JsonObject): Promise<Appended> {
+    const appended = await w.append(roomId, { type: 'm.room.member', sender, stateKey: target, content });
+    if (content.membership === 'join' || content.membership === 'invite' || content.membership === 'knock') {
+      await w.tx.query('delete from room_forgotten where user_id = ? and room_id = ?', [target, roomId]);
+    }
+    return appended;
+  }
+
+  /** Only users that exist can be invited (users of other servers cannot be checked before federation). */
+  private async requireInvitee(sql: Sql, target: string): Promise<void> {
+    if (parseUserId(target)!.serverName === this.deps.serverName && !(await users.getUser(sql, target))) throw notFound('Unknown user');
+  }
+
   async join(userId: string, idOrAlias: string, reason?: string): Promise<string> {
     return this.deps.timeline.write(async (w) => {
       const roomId = await this.resolveRoom(w.tx, idOrAlias);
@@ -43,8 +76,7 @@ export class MembershipService {
       });
       // Joining a room you are already in is a no-op that still answers with the room id.
       if ((await state.getMembership(w.tx, roomId, userId)) === 'join') return roomId;
-      await w.append(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: await this.memberContent(w.tx, userId, 'join', reason) });
-      await w.tx.query('delete from room_forgotten where user_id = ? and room_id = ?', [userId, roomId]);
+      await this.appendMember(w, roomId, userId, userId, await this.memberContent(w.tx, userId, 'join', reason));
       return roomId;
     });
   }
@@ -52,20 +84,19 @@ export class MembershipService {
   async knock(userId: string, idOrAlias: string, reason?: string): Promise<string> {
     return this.deps.timeline.write(async (w) => {
       const roomId = await this.resolveRoom(w.tx, idOrAlias);
-      await w.append(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: await this.memberContent(w.tx, userId, 'knock', reason) });
+      await this.appendMember(w, roomId, userId, userId, await this.memberContent(w.tx, userId, 'knock', reason));
       return roomId;
     });
   }
 
-  /** Leaving also rejects an invite or withdraws a knock. */
+  /** Leaving also rejects an invite or withdraws a knock; leaving a room already left is a no-op. */
   async leave(userId: string, roomId: string, reason?: string): Promise<void> {
     await this.deps.timeline.write(async (w) => {
       await w.roomVersion(roomId);
       const current = await state.getMembership(w.tx, roomId, userId);
-      if (current === undefined || current === 'leave' || current === 'ban') {
-        throw forbidden('You are not in this room');
-      }
-      await w.append(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: await this.memberContent(w.tx, userId, 'leave', reason) });
+      if (current === 'leave') return;
+      if (current === undefined || current === 'ban') throw forbidden('You are not in this room');
+      await this.appendMember(w, roomId, userId, userId, await this.memberContent(w.tx, userId, 'leave', reason));
     });
   }
 
@@ -75,18 +106,41 @@ export class MembershipService {
     await this.deps.timeline.write(async (w) => {
       await w.roomVersion(roomId);
       const current = await state.getMembership(w.tx, roomId, target);
-      if (action === 'unban' && current !== 'ban') throw forbidden('That user is not banned');
+      // M_BAD_STATE (spec: "Other error codes"), with Synapse's status.
+      if (action === 'unban' && current !== 'ban') throw new MatrixError(403, 'M_BAD_STATE', 'That user is not banned');
       if (action === 'kick' && (current === undefined || current === 'leave' || current === 'ban')) {
         throw forbidden('That user is not in the room');
       }
       if (action === 'invite' && current === 'join') throw forbidden('That user is already in the room');
-      if (action === 'invite' && parseUserId(target)!.serverName === this.deps.serverName && !(await users.getUser(w.tx, target))) {
-        throw notFound('Unknown user');
-      }
+      // inviting.yaml: 200 when the user "was already invited"; no second invite event.
+      if (action === 'invite' && current === 'invite') return;
+      if (action === 'invite') await this.requireInvitee(w.tx, target);
       const membership = action === 'kick' || action === 'unban' ? 'leave' : action;
       const content: JsonObject = { membership };
       if (reason !== undefined) content.reason = reason;
-      await w.append(roomId, { type: 'm.room.member', sender, stateKey: target, content });
+      await this.appendMember(w, roomId, sender, target, content);
+    });
+  }
+
+  /**
+   * `PUT state/m.room.member/{userId}`: any membership change with the client's content (e.g. a
+   * per-room display name); the auth rules decide what is allowed, as for the endpoints above.
+   * Repeating the current event (same sender and content) returns it instead of a new event.
+   */
+  async setMember(sender: string, roomId: string, target: string, content: JsonObject): Promise<string> {
+    if (!parseUserId(target)) throw invalidParam('The state key of m.room.member must be a user ID');
+    if (typeof content.membership !== 'string' || !MEMBERSHIPS.includes(content.membership)) {
+      throw badJson(`'membership' must be one of ${MEMBERSHIPS.join(', ')}`);
+    }
+    if (content.third_party_invite !== undefined) throw thirdPartyInvitesUnsupported();
+    return this.deps.timeline.write(async (w) => {
+      await w.roomVersion(roomId);
+      const current = (await events.currentStateEvents(w.tx, roomId, ['m.room.member'], target)).get('m.room.member');
+      if (current && current.event.sender === sender && sameJson(current.event.content, content)) {
+        return current.event.event_id;
+      }
+      if (content.membership === 'invite') await this.requireInvitee(w.tx, target);
+      return (await this.appendMember(w, roomId, sender, target, content)).event.event_id;
     });
   }
 

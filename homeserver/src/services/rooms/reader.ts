@@ -46,14 +46,8 @@ export class RoomReader {
       const forgotten = await sql.query('select 1 from room_forgotten where user_id = ? and room_id = ?', [userId, roomId]);
       if (forgotten.length === 0) return { version, membership, upTo: memberEvent.streamOrdering, stateSnapshot: memberEvent.stateAfter };
     }
-    if (await this.worldReadable(sql, roomId)) return { version, membership, upTo: Number.MAX_SAFE_INTEGER, stateSnapshot: 'current' };
+    if (await isWorldReadable(sql, roomId)) return { version, membership, upTo: Number.MAX_SAFE_INTEGER, stateSnapshot: 'current' };
     throw forbidden('You are not in this room');
-  }
-
-  private async worldReadable(sql: Sql, roomId: string): Promise<boolean> {
-    const id = await stateStore.getCurrentStateEventId(sql, roomId, 'm.room.history_visibility', '');
-    if (!id) return false;
-    return (await events.getEvent(sql, id))?.event.content.history_visibility === 'world_readable';
   }
 
   private async stateIds(sql: Sql, roomId: string, access: Access): Promise<StateMap> {
@@ -96,12 +90,7 @@ export class RoomReader {
       ids = snap === null ? new Map() : await stateStore.loadSnapshot(db, snap);
     } else ids = await this.stateIds(db, roomId, access);
     const memberIds = [...ids].filter(([k]) => k.startsWith('m.room.member\u0000')).map(([, id]) => id);
-    const stored = [...(await events.getEvents(db, memberIds)).values()].filter((s) => {
-      const m = s.event.content.membership;
-      if (opts.membership !== undefined && m !== opts.membership) return false;
-      if (opts.notMembership !== undefined && m === opts.notMembership) return false;
-      return true;
-    });
+    const stored = [...(await events.getEvents(db, memberIds)).values()].filter((s) => membershipPasses(s.event.content.membership, opts));
     return this.view(db, stored, access.version, viewer);
   }
 
@@ -190,9 +179,13 @@ export class RoomReader {
     const pass = (s: StoredEvent) => !filter || eventPasses(filter, s.event);
     const visBefore = (await filterVisible(db, viewer.userId, before)).filter(pass);
     const visAfter = (await filterVisible(db, viewer.userId, after)).filter(pass);
-    const snap = target.stateAfter;
+    // The state at the last event returned; a filter applies to it too (lazy loading keeps the senders' members).
+    const snap = (after[after.length - 1] ?? target).stateAfter;
     const stateIds = snap === null ? new Map() : await stateStore.loadSnapshot(db, snap);
-    const stateEvents = [...(await events.getEvents(db, [...stateIds.values()])).values()];
+    const senders = new Set([target, ...visBefore, ...visAfter].map((s) => s.event.sender));
+    const stateEvents = [...(await events.getEvents(db, [...stateIds.values()])).values()].filter(
+      (s) => !filter || (eventPasses(filter, s.event) && (!filter.lazyLoadMembers || s.event.type !== 'm.room.member' || senders.has(s.event.state_key ?? ''))),
+    );
     const startPos = before.length > 0 ? before[before.length - 1]!.streamOrdering! - 1 : pos - 1;
     const endPos = after.length > 0 ? after[after.length - 1]!.streamOrdering! : pos;
     return {
@@ -208,6 +201,25 @@ export class RoomReader {
   async joinedRooms(userId: string): Promise<string[]> {
     return stateStore.roomsWithMembership(this.deps.db, userId, 'join');
   }
+}
+
+/** Whether the room's current history visibility is `world_readable` (readable by anyone logged in). */
+export async function isWorldReadable(sql: Sql, roomId: string): Promise<boolean> {
+  const id = await stateStore.getCurrentStateEventId(sql, roomId, 'm.room.history_visibility', '');
+  if (!id) return false;
+  // Redaction keeps `history_visibility`, so the stored content answers for redacted events too.
+  return (await events.getEvent(sql, id))?.event.content.history_visibility === 'world_readable';
+}
+
+/**
+ * `/members`' `membership` and `not_membership`: each alone filters; together they are an 'or'
+ * (rooms.yaml: the membership *is* `membership` or *is not* `not_membership`).
+ */
+function membershipPasses(m: unknown, opts: { membership?: string; notMembership?: string }): boolean {
+  const is = opts.membership !== undefined ? m === opts.membership : undefined;
+  const isNot = opts.notMembership !== undefined ? m !== opts.notMembership : undefined;
+  if (is !== undefined && isNot !== undefined) return is || isNot;
+  return is ?? isNot ?? true;
 }
 
 export function badDir(): MatrixError {

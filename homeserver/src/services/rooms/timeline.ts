@@ -7,6 +7,7 @@ import type { Notifier, StreamChange } from '../../bus/notifier.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateMap, type StateKey } from './pdu.js';
 import { authEventTypesFor, checkAuth } from './auth_rules.js';
 import { parsePowerLevels, userPowerLevel } from './power_levels.js';
+import { redact } from './event_format.js';
 import type { EventSigner, UnsignedPdu } from './signer.js';
 import { CanonicalJsonError } from '../../core/canonical_json.js';
 
@@ -154,7 +155,11 @@ export class RoomWriter {
     const authIds = [...new Set(wanted.map((k) => before.get(k)).filter((x): x is string => !!x))];
     const authStored = await events.getEvents(this.tx, authIds);
     const authEvents = new Map<StateKey, RoomEvent>();
-    for (const s of authStored.values()) authEvents.set(stateKey(s.event.type, s.event.state_key ?? ''), s.event);
+    // A redacted state event counts in its redacted form (e.g. a redacted v10 power levels event loses `invite`).
+    for (const s of authStored.values()) {
+      const ev = s.redactedBy ? ({ ...redact(s.event, version), event_id: s.event.event_id } as RoomEvent) : s.event;
+      authEvents.set(stateKey(ev.type, ev.state_key ?? ''), ev);
+    }
 
     const depth = prev.length === 0 ? 1 : Math.min(Number.MAX_SAFE_INTEGER, Math.max(...prev.map((p) => p.depth)) + 1);
     const { event, json } = buildOrBadJson(

@@ -1,12 +1,13 @@
+import { MatrixError } from '../../core/errors.js';
 import type { Database, Sql } from '../../storage/db.js';
 import * as events from '../../storage/events.js';
 import * as stateStore from '../../storage/state.js';
-import type { StoredEvent } from '../../storage/events.js';
+import * as syncStore from '../../storage/sync.js';
 import type { Notifier } from '../../bus/notifier.js';
-import type { RoomVersionId, StateKey, StateMap } from '../rooms/pdu.js';
-import { filterVisible, toClientEvents, type ClientEvent } from '../rooms/events_view.js';
-import { DEFAULT_TIMELINE_LIMIT, eventPasses, roomPasses, type Filter } from './filter.js';
+import { DEFAULT_TIMELINE_LIMIT, roomPasses, type Filter } from './filter.js';
 import { formatToken, type StreamToken } from './token.js';
+import { LazyMemberCache } from './lazy_members.js';
+import { syncRoom, type RoomSyncContext } from './room_sync.js';
 
 export interface SyncRequest {
   userId: string;
@@ -21,10 +22,22 @@ type Json = Record<string, unknown>;
 
 export interface SyncResult {
   response: Json;
-  /** The position this response brings the client to. */
+  /** The position this response brings the client to (its `next_batch`). */
   position: number;
   /** Nothing for the client: a long-poll keeps waiting. */
   empty: boolean;
+  /** Rooms the user is joined to at `position` (what a waiter listens to). */
+  joinedRooms: string[];
+  /** False when a windowed computation stopped short of the newest position: more is waiting. */
+  complete: boolean;
+}
+
+export interface ComputeOptions {
+  /**
+   * Never leave events out (the WebSocket sync): instead of a `limited` timeline, the response
+   * ends early, at a position where no room has more new events than the timeline limit.
+   */
+  windowed?: boolean;
 }
 
 /** Stripped state shown with invites and knocks (spec: "Stripped state"). */
@@ -33,8 +46,14 @@ const STRIPPED_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.
 /**
  * `/sync` (and the WebSocket sync, which calls `compute` directly): what changed for a user between
  * two stream positions. A waiting sync sleeps on the notifier; it never polls the database.
+ *
+ * Each computation reads one REPEATABLE READ snapshot. Event writers hold the stream lock until they
+ * commit (TimelineService.write), so the events a snapshot sees are exactly those up to its highest
+ * stream position: `next_batch` never passes over an event that commits later.
  */
 export class SyncService {
+  private readonly lazyCache = new LazyMemberCache();
+
   constructor(private readonly deps: { db: Database; notifier: Notifier; maxTimeoutMs: number }) {}
 
   async sync(req: SyncRequest, signal?: AbortSignal): Promise<SyncResult> {
@@ -42,88 +61,91 @@ export class SyncService {
     for (;;) {
       const joined = await stateStore.roomsWithMembership(this.deps.db, req.userId, 'join');
       // Listen before computing, so a commit between the computation and the wait still wakes us.
-      let cleanup: () => void = () => {};
-      const changed = new Promise<void>((resolve) => {
-        const stop = this.deps.notifier.listen({ userId: req.userId, roomIds: new Set(joined) }, () => {
-          stop();
-          resolve();
-        });
-        cleanup = stop;
-      });
+      let wake: () => void = () => {};
+      const changed = new Promise<void>((resolve) => (wake = resolve));
+      const unlisten = this.deps.notifier.listen({ userId: req.userId, roomIds: new Set(joined) }, () => wake());
       try {
-        const result = await this.compute(req, joined);
+        const result = await this.compute(req);
         const remaining = deadline - Date.now();
-        if (!result.empty || !req.since || remaining <= 0 || signal?.aborted) return result;
-        const woke = await Promise.race([
-          changed.then(() => true),
-          new Promise<boolean>((r) => {
-            const t = setTimeout(() => r(false), remaining);
-            signal?.addEventListener('abort', () => {
-              clearTimeout(t);
-              r(false);
-            });
-          }),
-        ]);
-        if (!woke) return result;
+        // full_state answers at once (spec: the timeout is then ignored).
+        if (!result.empty || !req.since || req.fullState || remaining <= 0 || signal?.aborted) return result;
+        if (!(await waitFor(changed, remaining, signal))) return result;
       } finally {
-        cleanup();
+        unlisten();
       }
     }
   }
 
-  /** One sync response from `req.since` up to the newest committed position. */
-  async compute(req: SyncRequest, joinedRooms?: string[]): Promise<SyncResult> {
-    const db = this.deps.db;
-    const pos = await events.maxStreamOrdering(db);
-    const since = req.since?.events;
+  /** One sync response from `req.since` up to the newest committed position (or a window of it). */
+  compute(req: SyncRequest, opts: ComputeOptions = {}): Promise<SyncResult> {
+    return this.deps.db.transaction(async (tx) => {
+      await tx.query('set transaction isolation level repeatable read, read only');
+      return this.computeIn(tx, req, opts);
+    });
+  }
+
+  private async computeIn(sql: Sql, req: SyncRequest, opts: ComputeOptions): Promise<SyncResult> {
     const f = req.filter;
-    const joined = joinedRooms ?? (await stateStore.roomsWithMembership(db, req.userId, 'join'));
-    const versions = await roomVersions(db, joined);
-    const rooms: { join: Json; invite: Json; leave: Json; knock: Json } = { join: {}, invite: {}, leave: {}, knock: {} };
+    const since = req.since?.events;
+    const newest = await events.maxStreamOrdering(sql);
+    if (since !== undefined && since > newest) throw new MatrixError(400, 'M_INVALID_PARAM', 'The since token is not one this server handed out');
+    const pos = opts.windowed && since !== undefined ? await this.windowEnd(sql, req, since, newest) : newest;
 
+    const memberships = await syncStore.membershipsAt(sql, req.userId, pos);
+    const roomsWith = (...ms: string[]) => [...memberships].filter(([, m]) => ms.includes(m.membership)).map(([r]) => r);
+    const joined = roomsWith('join');
     // The user's own membership changes in the range decide newly joined, left, invited and knocked rooms.
-    const myChanges = since === undefined ? [] : await membershipChanges(db, req.userId, since, pos);
-    const latestChange = new Map<string, { membership: string; stream: number; eventId: string }>();
-    for (const c of myChanges) latestChange.set(c.room_id, { membership: c.membership, stream: Number(c.stream_ordering), eventId: c.event_id });
+    const latest = new Map<string, syncStore.MembershipAt>();
+    if (since !== undefined) for (const c of await syncStore.membershipChanges(sql, req.userId, since, pos)) latest.set(c.roomId, c);
+    const before = since === undefined ? new Map() : await syncStore.membershipsAt(sql, req.userId, since, [...latest.keys()]);
 
-    let active: string[];
-    if (since === undefined) active = joined;
-    else {
-      const withEvents = await roomsWithEventsBetween(db, joined, since, pos);
-      active = joined.filter((r) => withEvents.has(r) || latestChange.has(r));
-    }
     const roomFilter = { rooms: f.room.rooms, notRooms: f.room.notRooms };
-    for (const roomId of active) {
+    const versions = await syncStore.roomVersions(sql, [...memberships.keys()]);
+    const lazy = f.room.state.lazyLoadMembers && !f.room.state.includeRedundantMembers ? this.lazyCache.begin(req.userId, req.deviceId, since) : null;
+    const ctx: RoomSyncContext = { sql, userId: req.userId, deviceId: req.deviceId, filter: f, versions, lazy };
+    const rooms: Record<'join' | 'invite' | 'leave' | 'knock', Json> = { join: {}, invite: {}, leave: {}, knock: {} };
+
+    const withEvents = since === undefined ? new Set<string>() : await syncStore.roomsWithEventsBetween(sql, joined, since, pos);
+    for (const roomId of joined) {
       if (!roomPasses(roomFilter, roomId)) continue;
-      const newlyJoined = latestChange.get(roomId)?.membership === 'join';
-      rooms.join[roomId] = await this.joinedRoom(db, req, roomId, versions, since === undefined || newlyJoined ? undefined : since, pos);
+      const newlyJoined = since !== undefined && latest.has(roomId) && before.get(roomId)?.membership !== 'join';
+      if (since !== undefined && !newlyJoined && !req.fullState && !withEvents.has(roomId)) continue;
+      const from = since === undefined || newlyJoined ? undefined : since;
+      rooms.join[roomId] = await syncRoom(ctx, roomId, { from, upTo: pos, full: from === undefined || req.fullState }, 'join');
     }
 
-    const invited = await stateStore.roomsWithMembership(db, req.userId, 'invite');
-    for (const roomId of invited) {
-      if (since !== undefined && latestChange.get(roomId)?.membership !== 'invite') continue;
-      if (!roomPasses(roomFilter, roomId)) continue;
-      rooms.invite[roomId] = { invite_state: { events: await strippedState(db, roomId, req.userId) } };
-    }
-    const knocked = await stateStore.roomsWithMembership(db, req.userId, 'knock');
-    for (const roomId of knocked) {
-      if (since !== undefined && latestChange.get(roomId)?.membership !== 'knock') continue;
-      if (!roomPasses(roomFilter, roomId)) continue;
-      rooms.knock[roomId] = { knock_state: { events: await strippedState(db, roomId, req.userId) } };
-    }
-    if (since !== undefined || f.room.includeLeave) {
-      for (const [roomId, c] of latestChange) {
-        if (c.membership !== 'leave' && c.membership !== 'ban') continue;
+    for (const [kind, key] of [['invite', 'invite_state'], ['knock', 'knock_state']] as const) {
+      for (const roomId of roomsWith(kind)) {
+        if (since !== undefined && latest.get(roomId)?.membership !== kind) continue;
         if (!roomPasses(roomFilter, roomId)) continue;
-        const v = await roomVersions(db, [roomId]);
-        rooms.leave[roomId] = await this.leftRoom(db, req, roomId, v, since ?? 0, c.stream);
+        rooms[kind][roomId] = { [key]: { events: await strippedState(sql, roomId, req.userId) } };
       }
     }
 
+    // Rooms left (or banned from, or whose invite was rejected) in the range; with include_leave an
+    // initial sync also lists the rooms left earlier and not forgotten.
+    const left = new Map<string, number>();
+    if (since !== undefined) {
+      for (const [roomId, c] of latest) if (c.membership === 'leave' || c.membership === 'ban') left.set(roomId, c.stream);
+    } else if (f.room.includeLeave) {
+      const forgotten = await syncStore.forgottenRooms(sql, req.userId);
+      for (const [roomId, m] of memberships) if ((m.membership === 'leave' || m.membership === 'ban') && !forgotten.has(roomId)) left.set(roomId, m.stream);
+    }
+    for (const [roomId, leftAt] of left) {
+      if (!roomPasses(roomFilter, roomId)) continue;
+      // After leaving, the client keeps nothing of the room: a later rejoin starts it afresh.
+      lazy?.resetRoom(roomId);
+      const full = since === undefined || req.fullState || before.get(roomId)?.membership !== 'join';
+      rooms.leave[roomId] = await syncRoom(ctx, roomId, { from: since, upTo: leftAt, full }, 'leave');
+    }
+
     const empty = since !== undefined && Object.values(rooms).every((r) => Object.keys(r).length === 0);
+    lazy?.commit(pos);
     return {
       position: pos,
       empty,
+      joinedRooms: joined,
+      complete: pos === newest,
       response: {
         next_batch: formatToken({ events: pos }),
         rooms,
@@ -137,110 +159,32 @@ export class SyncService {
     };
   }
 
-  private async timeline(
-    sql: Sql,
-    req: SyncRequest,
-    roomId: string,
-    after: number,
-    upTo: number,
-  ): Promise<{ events: StoredEvent[]; limited: boolean }> {
-    const tf = req.filter.room.timeline;
-    const limit = tf.limit ?? DEFAULT_TIMELINE_LIMIT;
-    const rows = await events.roomEventsBetween(sql, roomId, { after, upTo, limit: limit + 1, newestFirst: true, types: tf.types, notTypes: tf.notTypes });
-    const limited = rows.length > limit;
-    const page = rows.slice(0, limit).reverse();
-    const visible = (await filterVisible(sql, req.userId, page)).filter((s) => eventPasses(tf, s.event));
-    return { events: visible, limited };
+  /**
+   * The end of a window after `since` holding at most the timeline limit of events across the
+   * user's rooms: no room of the response can then have a limited timeline.
+   */
+  private async windowEnd(sql: Sql, req: SyncRequest, since: number, newest: number): Promise<number> {
+    const limit = req.filter.room.timeline.limit ?? DEFAULT_TIMELINE_LIMIT;
+    if (limit === 0 || since >= newest) return newest;
+    const rooms = new Set(await stateStore.roomsWithMembership(sql, req.userId, 'join'));
+    for (const c of await syncStore.membershipChanges(sql, req.userId, since, newest)) rooms.add(c.roomId);
+    return (await syncStore.nthEventAfter(sql, [...rooms], since, newest, limit)) ?? newest;
   }
+}
 
-  private async joinedRoom(sql: Sql, req: SyncRequest, roomId: string, versions: Map<string, RoomVersionId>, since: number | undefined, pos: number): Promise<Json> {
-    const { events: tl, limited } = await this.timeline(sql, req, roomId, since ?? 0, pos);
-    const startPos = tl[0]?.streamOrdering != null ? tl[0].streamOrdering - 1 : pos;
-    let stateIds: StateMap = new Map();
-    const full = since === undefined || req.fullState;
-    if (full || limited) {
-      const atStart = await events.stateSnapshotAt(sql, roomId, startPos);
-      const startState = atStart === null ? new Map() : await stateStore.loadSnapshot(sql, atStart);
-      if (full) stateIds = startState;
-      else {
-        const atSince = await events.stateSnapshotAt(sql, roomId, since!);
-        const sinceState = atSince === null ? new Map<StateKey, string>() : await stateStore.loadSnapshot(sql, atSince);
-        for (const [k, id] of startState) if (sinceState.get(k) !== id) stateIds.set(k, id);
-      }
-    }
-    stateIds = this.applyStateFilter(req, stateIds, tl);
-    const stateEvents = [...(await events.getEvents(sql, [...stateIds.values()])).values()].filter((s) => eventPasses(req.filter.room.state, s.event));
-    const viewer = { userId: req.userId, deviceId: req.deviceId };
-    return {
-      timeline: {
-        events: await toClientEvents(sql, tl, versions, { viewer, omitRoomId: true }),
-        limited,
-        prev_batch: formatToken({ events: startPos }),
-      },
-      state: { events: await toClientEvents(sql, stateEvents, versions, { viewer, omitRoomId: true }) },
-      summary: await roomSummary(sql, roomId, req.userId),
-      ephemeral: { events: [] },
-      account_data: { events: [] },
-      unread_notifications: { notification_count: 0, highlight_count: 0 },
+/** Resolves true when `changed` settles first, false after `ms` or when `signal` aborts. */
+function waitFor(changed: Promise<void>, ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (v: boolean) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(v);
     };
-  }
-
-  /** Lazy-loading members: only the member events of timeline senders (and the user) go in `state`. */
-  private applyStateFilter(req: SyncRequest, ids: StateMap, timeline: StoredEvent[]): StateMap {
-    if (!req.filter.room.state.lazyLoadMembers) return ids;
-    const wanted = new Set(timeline.map((s) => s.event.sender));
-    wanted.add(req.userId);
-    const inTimeline = new Set(timeline.map((s) => s.event.event_id));
-    const out: StateMap = new Map();
-    for (const [k, id] of ids) {
-      const isMember = k.startsWith('m.room.member\u0000');
-      if (!isMember || (wanted.has(k.slice('m.room.member\u0000'.length)) && !inTimeline.has(id))) out.set(k, id);
-    }
-    return out;
-  }
-
-  private async leftRoom(sql: Sql, req: SyncRequest, roomId: string, versions: Map<string, RoomVersionId>, since: number, leftAt: number): Promise<Json> {
-    const { events: tl, limited } = await this.timeline(sql, req, roomId, since, leftAt);
-    const startPos = tl[0]?.streamOrdering != null ? tl[0].streamOrdering - 1 : leftAt;
-    const viewer = { userId: req.userId, deviceId: req.deviceId };
-    let stateEvents: ClientEvent[] = [];
-    if (limited || req.fullState) {
-      const snap = await events.stateSnapshotAt(sql, roomId, startPos);
-      const ids = snap === null ? new Map() : await stateStore.loadSnapshot(sql, snap);
-      const stored = [...(await events.getEvents(sql, [...ids.values()])).values()];
-      stateEvents = await toClientEvents(sql, stored, versions, { viewer, omitRoomId: true });
-    }
-    return {
-      timeline: { events: await toClientEvents(sql, tl, versions, { viewer, omitRoomId: true }), limited, prev_batch: formatToken({ events: startPos }) },
-      state: { events: stateEvents },
-      account_data: { events: [] },
-    };
-  }
-}
-
-async function roomVersions(sql: Sql, roomIds: string[]): Promise<Map<string, RoomVersionId>> {
-  const out = new Map<string, RoomVersionId>();
-  if (roomIds.length === 0) return out;
-  const rows = await sql.query<{ room_id: string; room_version: string }>('select room_id, room_version from rooms where room_id in (?)', [roomIds]);
-  for (const r of rows) out.set(r.room_id, r.room_version as RoomVersionId);
-  return out;
-}
-
-async function membershipChanges(sql: Sql, userId: string, after: number, upTo: number) {
-  return sql.query<{ room_id: string; membership: string; stream_ordering: string; event_id: string }>(
-    `select room_id, membership, stream_ordering, event_id from membership_changes
-     where user_id = ? and stream_ordering > ? and stream_ordering <= ? order by stream_ordering`,
-    [userId, after, upTo],
-  );
-}
-
-async function roomsWithEventsBetween(sql: Sql, roomIds: string[], after: number, upTo: number): Promise<Set<string>> {
-  if (roomIds.length === 0 || after >= upTo) return new Set();
-  const rows = await sql.query<{ room_id: string }>(
-    `select distinct room_id from events where room_id in (?) and stream_ordering > ? and stream_ordering <= ?`,
-    [roomIds, after, upTo],
-  );
-  return new Set(rows.map((r) => r.room_id));
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(false), ms);
+    signal?.addEventListener('abort', onAbort);
+    void changed.then(() => done(true));
+  });
 }
 
 async function strippedState(sql: Sql, roomId: string, userId: string): Promise<Json[]> {
@@ -248,16 +192,4 @@ async function strippedState(sql: Sql, roomId: string, userId: string): Promise<
   const ids = rows.filter((r) => (STRIPPED_TYPES.includes(r.type) && r.state_key === '') || (r.type === 'm.room.member' && r.state_key === userId)).map((r) => r.event_id);
   const got = await events.getEvents(sql, ids);
   return [...got.values()].map((s) => ({ content: s.event.content, sender: s.event.sender, state_key: s.event.state_key, type: s.event.type }));
-}
-
-/** `summary`: heroes and member counts, from current state (spec: "Room summary"). */
-async function roomSummary(sql: Sql, roomId: string, userId: string): Promise<Json> {
-  const rows = await sql.query<{ state_key: string; membership: string }>(
-    `select state_key, membership from current_state where room_id = ? and type = 'm.room.member' and membership in ('join', 'invite') order by state_key`,
-    [roomId],
-  );
-  const joined = rows.filter((r) => r.membership === 'join').length;
-  const invited = rows.length - joined;
-  const heroes = rows.filter((r) => r.state_key !== userId).slice(0, 5).map((r) => r.state_key);
-  return { 'm.heroes': heroes, 'm.joined_member_count': joined, 'm.invited_member_count': invited };
 }

@@ -1,0 +1,96 @@
+import type { Sql } from './db.js';
+import type { RoomVersionId } from '../services/rooms/pdu.js';
+
+/** Queries behind /sync: a user's memberships at a stream position and what changed between two. */
+
+export async function roomVersions(sql: Sql, roomIds: string[]): Promise<Map<string, RoomVersionId>> {
+  const out = new Map<string, RoomVersionId>();
+  if (roomIds.length === 0) return out;
+  const rows = await sql.query<{ room_id: string; room_version: string }>('select room_id, room_version from rooms where room_id in (?)', [roomIds]);
+  for (const r of rows) out.set(r.room_id, r.room_version as RoomVersionId);
+  return out;
+}
+
+export interface MembershipAt {
+  membership: string;
+  /** Stream position of the membership event. */
+  stream: number;
+  eventId: string;
+}
+
+/**
+ * The user's membership in each room as of stream position `at` (the last membership change at or
+ * before it), optionally only for `roomIds`. Reading it from the change log instead of current state
+ * keeps a sync response consistent with its own `next_batch`.
+ */
+export async function membershipsAt(sql: Sql, userId: string, at: number, roomIds?: string[]): Promise<Map<string, MembershipAt>> {
+  const out = new Map<string, MembershipAt>();
+  if (roomIds && roomIds.length === 0) return out;
+  const rows = await sql.query<{ room_id: string; membership: string; stream_ordering: string; event_id: string }>(
+    `select distinct on (room_id) room_id, membership, stream_ordering, event_id from membership_changes
+     where user_id = ? and stream_ordering <= ?${roomIds ? ' and room_id in (?)' : ''}
+     order by room_id, stream_ordering desc`,
+    roomIds ? [userId, at, roomIds] : [userId, at],
+  );
+  for (const r of rows) out.set(r.room_id, { membership: r.membership, stream: Number(r.stream_ordering), eventId: r.event_id });
+  return out;
+}
+
+/** The user's membership changes in (after, upTo], oldest first. */
+export async function membershipChanges(sql: Sql, userId: string, after: number, upTo: number): Promise<(MembershipAt & { roomId: string })[]> {
+  const rows = await sql.query<{ room_id: string; membership: string; stream_ordering: string; event_id: string }>(
+    `select room_id, membership, stream_ordering, event_id from membership_changes
+     where user_id = ? and stream_ordering > ? and stream_ordering <= ? order by stream_ordering`,
+    [userId, after, upTo],
+  );
+  return rows.map((r) => ({ roomId: r.room_id, membership: r.membership, stream: Number(r.stream_ordering), eventId: r.event_id }));
+}
+
+/** Which of these rooms have events in (after, upTo]. */
+export async function roomsWithEventsBetween(sql: Sql, roomIds: string[], after: number, upTo: number): Promise<Set<string>> {
+  if (roomIds.length === 0 || after >= upTo) return new Set();
+  const rows = await sql.query<{ room_id: string }>(
+    'select distinct room_id from events where room_id in (?) and stream_ordering > ? and stream_ordering <= ?',
+    [roomIds, after, upTo],
+  );
+  return new Set(rows.map((r) => r.room_id));
+}
+
+/** The stream position of the `n`th event (1-based) after `after` in these rooms, if there are that many up to `upTo`. */
+export async function nthEventAfter(sql: Sql, roomIds: string[], after: number, upTo: number, n: number): Promise<number | undefined> {
+  if (roomIds.length === 0 || n < 1) return undefined;
+  const rows = await sql.query<{ stream_ordering: string }>(
+    `select stream_ordering from events where room_id in (?) and stream_ordering > ? and stream_ordering <= ?
+     order by stream_ordering limit 1 offset ?`,
+    [roomIds, after, upTo, n - 1],
+  );
+  return rows[0] ? Number(rows[0].stream_ordering) : undefined;
+}
+
+/** Rooms the user has forgotten (left rooms that no longer appear in their syncs). */
+export async function forgottenRooms(sql: Sql, userId: string): Promise<Set<string>> {
+  const rows = await sql.query<{ room_id: string }>('select room_id from room_forgotten where user_id = ?', [userId]);
+  return new Set(rows.map((r) => r.room_id));
+}
+
+/** Joined and invited member counts of a room, per current state. */
+export async function memberCounts(sql: Sql, roomId: string): Promise<{ joined: number; invited: number }> {
+  const rows = await sql.query<{ membership: string; n: string }>(
+    `select membership, count(*) as n from current_state
+     where room_id = ? and type = 'm.room.member' and membership in ('join', 'invite') group by membership`,
+    [roomId],
+  );
+  const count = (m: string) => Number(rows.find((r) => r.membership === m)?.n ?? 0);
+  return { joined: count('join'), invited: count('invite') };
+}
+
+/** Up to `limit` members other than `userId` with one of these memberships, in the order their membership events arrived. */
+export async function firstMembers(sql: Sql, roomId: string, userId: string, memberships: string[], limit: number): Promise<string[]> {
+  const rows = await sql.query<{ state_key: string }>(
+    `select c.state_key from current_state c join events e on e.event_id = c.event_id
+     where c.room_id = ? and c.type = 'm.room.member' and c.membership in (?) and c.state_key <> ?
+     order by e.stream_ordering limit ?`,
+    [roomId, memberships, userId, limit],
+  );
+  return rows.map((r) => r.state_key);
+}
