@@ -1,14 +1,14 @@
-// The bench's client for Hearth's WebSocket sync (`/_hearth/client/v1/sync/ws`).
-//
-// The endpoint and its protocol (protocol-spec/websocket-sync.md) are being built alongside this
-// bench. Everything that depends on the wire format is in this file, so aligning the bench with the
-// spec means editing only here. Until then it assumes the simplest shape the issue describes:
-//   - the access token is never in the URL: it goes in the first frame, and also in an
-//     Authorization header of the upgrade request (which browsers cannot send, but Node can);
-//   - client → server: {"type": "auth", "access_token": T, "filter": F?, "since": S?}
-//   - server → client: sync responses, either bare (`{next_batch, rooms, …}`) or wrapped
-//     (`{"type": "sync", "position": P, "sync"|"response"|"data": {…}}`);
-//   - client → server: {"type": "ack", "position": P} after each sync frame.
+// The bench's client for Hearth's WebSocket sync (`/_hearth/client/v1/sync/ws`). Everything that
+// depends on the wire format is in this file. It follows protocol-spec/websocket-sync.md as the
+// server implements it (homeserver/src/api/ws/sync_session.ts):
+//   - the access token is never in the URL (nor in a header): it goes in the first frame,
+//     client → server  {"type": "auth", "access_token": T, "filter": F?, "since": S?}
+//     server → client  {"type": "ready", …}
+//   - server → client  {"type": "sync", "pos": P, "data": <a /sync response>} whenever there is news
+//     (after a `since`, nothing is sent until something happens);
+//   - client → server  {"type": "ack", "pos": P} for each sync frame (the server holds back after
+//     a few unacknowledged ones);
+//   - server → client  {"type": "error", "errcode", "error"} before it closes with a 4xxx code.
 // If the server speaks something else, the bench reports WebSocket latency as unavailable, with
 // the reason, and still reports memory for sockets that stay open.
 import WebSocket from 'ws';
@@ -39,35 +39,14 @@ export function probeWsSync(baseUrl: string, timeoutMs = 5000): Promise<Probe> {
   });
 }
 
-export interface SyncFrame {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  response: any;
-  position: unknown;
-}
-
-/** A sync response inside a server frame, if the frame carries one. */
-export function decodeFrame(text: string): SyncFrame | null {
-  let frame: unknown;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof frame !== 'object' || frame === null) return null;
-  const f = frame as Record<string, unknown>;
-  const isSync = (v: unknown): boolean => typeof v === 'object' && v !== null && ('rooms' in v || 'next_batch' in v);
-  if (isSync(f)) return { response: f, position: f.position ?? f.next_batch };
-  for (const key of ['sync', 'response', 'data', 'body']) {
-    const inner = f[key] as Record<string, unknown> | undefined;
-    if (isSync(inner)) return { response: inner, position: f.position ?? f.pos ?? inner!.next_batch };
-  }
-  return null;
-}
-
 export interface WsSyncConnection {
   socket: WebSocket;
-  /** Resolves true on the first sync frame, false if the socket closed or nothing came within the wait. */
-  firstSync: Promise<boolean>;
+  /** Resolves true once the server answered the auth frame with `ready`; false if it closed or did not within the wait. */
+  ready: Promise<boolean>;
+  /** Sync frames received. */
+  frames: number;
+  /** The server's last error frame, if any. */
+  error: { errcode?: string; error?: string } | null;
   /** Why the socket closed, if it did. */
   closed: { code: number; reason: string } | null;
   close(): void;
@@ -76,18 +55,27 @@ export interface WsSyncConnection {
 export function openWsSync(
   baseUrl: string,
   token: string,
-  opts: { filterId?: string; since?: string; firstSyncWaitMs?: number; onSync?: (response: SyncFrame['response'], receivedAt: number) => void },
+  opts: {
+    filterId?: string;
+    since?: string;
+    readyWaitMs?: number;
+    // A /sync response, read loosely.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    onSync?: (response: any, receivedAt: number) => void;
+  },
 ): WsSyncConnection {
-  const socket = new WebSocket(wsUrl(baseUrl), { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false });
+  const socket = new WebSocket(wsUrl(baseUrl), { perMessageDeflate: false });
   const conn: WsSyncConnection = {
     socket,
+    frames: 0,
+    error: null,
     closed: null,
-    firstSync: Promise.resolve(false),
+    ready: Promise.resolve(false),
     close: () => {
       if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) socket.close(1000, 'bench done');
     },
   };
-  conn.firstSync = new Promise<boolean>((resolve) => {
+  conn.ready = new Promise<boolean>((resolve) => {
     let settled = false;
     const settle = (v: boolean) => {
       if (!settled) {
@@ -96,18 +84,27 @@ export function openWsSync(
         resolve(v);
       }
     };
-    const timer = setTimeout(() => settle(false), opts.firstSyncWaitMs ?? 10_000);
+    const timer = setTimeout(() => settle(false), opts.readyWaitMs ?? 15_000);
     socket.on('open', () => {
       socket.send(JSON.stringify({ type: 'auth', access_token: token, ...(opts.filterId ? { filter: opts.filterId } : {}), ...(opts.since ? { since: opts.since } : {}) }));
     });
     socket.on('message', (data, isBinary) => {
       const at = performance.now();
       if (isBinary) return;
-      const frame = decodeFrame(data.toString());
-      if (!frame) return;
-      opts.onSync?.(frame.response, at);
-      if (frame.position !== undefined) socket.send(JSON.stringify({ type: 'ack', position: frame.position }));
-      settle(true);
+      let frame: { type?: unknown; pos?: unknown; data?: unknown; errcode?: string; error?: string };
+      try {
+        frame = JSON.parse(data.toString());
+      } catch {
+        return;
+      }
+      if (frame.type === 'ready') settle(true);
+      else if (frame.type === 'error') conn.error = { errcode: frame.errcode, error: frame.error };
+      else if (frame.type === 'sync') {
+        conn.frames++;
+        opts.onSync?.(frame.data, at);
+        if (typeof frame.pos === 'string') socket.send(JSON.stringify({ type: 'ack', pos: frame.pos }));
+        settle(true);
+      }
     });
     socket.on('close', (code, reason) => {
       conn.closed = { code, reason: reason.toString() };

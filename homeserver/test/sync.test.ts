@@ -134,8 +134,7 @@ t('lazy-loaded members: only the senders (and the user) in state; redundant ones
   assert.equal(memberKeys(fourth.rooms.join[roomId]), [dave.user_id], 'include_redundant_members sends it anyway');
 
   // Carol changes her name in a gap: a limited timeline of bob's messages still carries it.
-  ok(await api(s, carol, 'PUT', `/rooms/${enc(roomId)}/state/m.room.member/${enc(carol.user_id)}`, { membership: 'join', displayname: 'C' }), 'rename').event_id;
-  const renamed = ok(await api(s, carol, 'GET', `/rooms/${enc(roomId)}/state/m.room.member/${enc(carol.user_id)}?format=event`), 'member');
+  const renamed = ok(await api(s, carol, 'PUT', `/rooms/${enc(roomId)}/state/m.room.member/${enc(carol.user_id)}`, { membership: 'join', displayname: 'C' }), 'rename');
   for (let i = 0; i < 5; i++) await send(s, bob, roomId, `b${4 + i}`);
   const fifth = await sync(s, alice, { since: fourth.next_batch, filter: lazy });
   room = fifth.rooms.join[roomId];
@@ -257,3 +256,116 @@ t('a bad since token is 400 M_INVALID_PARAM', async ({ s, alice }) => {
 });
 
 t.run();
+
+// Servers of their own: restarted, or two processes on one database.
+const own = suite('sync: restarts, concurrent commits, two processes');
+
+own('an idempotent send is idempotent across a restart', async () => {
+  const s = await startTestServer();
+  let s2: TestServer | undefined;
+  try {
+    const alice = await registerUser(s, 'alice');
+    const roomId = await createRoom(s, alice, { name: 'Restart' });
+    const path = `/rooms/${enc(roomId)}/send/m.room.message/same-txn`;
+    const first = ok(await api(s, alice, 'PUT', path, { msgtype: 'm.text', body: 'once' }), 'send').event_id;
+    await s.stop();
+    s2 = await startTestServer({}, { databaseUrl: s.databaseUrl });
+    const again = ok(await api(s2, alice, 'PUT', path, { msgtype: 'm.text', body: 'once' }), 'resend').event_id;
+    assert.is(again, first, 'the same event id after the restart');
+    const msgs = ok(await api(s2, alice, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=100`), 'messages');
+    assert.equal(msgs.chunk.filter((e: any) => e.type === 'm.room.message').map((e: any) => e.event_id), [first], 'one event in the room');
+    const synced = await sync(s2, alice);
+    assert.equal(messageIds(synced.rooms.join[roomId]), [first]);
+    assert.is(synced.rooms.join[roomId].timeline.events.find((e: any) => e.event_id === first).unsigned.transaction_id, 'same-txn');
+  } finally {
+    await s2?.close();
+    await s.close();
+  }
+});
+
+own('concurrent commits: a client syncing in a loop receives every event once, in stream order', async () => {
+  const s = await startTestServer();
+  try {
+    const users = await Promise.all(['u0', 'u1', 'u2', 'u3', 'u4'].map((n) => registerUser(s, n)));
+    const reader = await registerUser(s, 'reader');
+    const roomId = await createRoom(s, reader, { name: 'Busy', preset: 'public_chat' });
+    for (const u of users) await join(s, u, roomId);
+    const filter = { room: { rooms: [roomId], timeline: { limit: 1000 } } };
+    let since = (await sync(s, reader, { filter })).next_batch;
+    const start = since;
+
+    const PER_USER = 40;
+    const sent = new Set<string>();
+    let sending = true;
+    const senders = Promise.all(
+      users.map(async (u, i) => {
+        // Several sends in flight per user: their transactions queue on the stream lock together.
+        for (let k = 0; k < PER_USER; k += 4) {
+          const ids = await Promise.all([0, 1, 2, 3].map((j) => send(s, u, roomId, `${i}:${k + j}`)));
+          for (const id of ids) sent.add(id);
+        }
+      }),
+    ).finally(() => (sending = false));
+
+    const received: string[] = [];
+    let rounds = 0;
+    for (;;) {
+      const done = !sending; // read before the sync: a last round after the senders finished
+      const body = await sync(s, reader, { since, filter, timeout: 50 });
+      const room = body.rooms.join[roomId];
+      if (room) {
+        assert.is(room.timeline.limited, false, 'no gaps with this limit');
+        received.push(...messageIds(room));
+      }
+      since = body.next_batch;
+      rounds++;
+      if (done) break;
+    }
+    await senders;
+    assert.is(sent.size, users.length * PER_USER);
+    assert.is(new Set(received).size, received.length, 'no event twice');
+    assert.equal([...sent].filter((id) => !received.includes(id)), [], 'every event sent was received');
+    const all = ok(await api(s, reader, 'GET', `/rooms/${enc(roomId)}/messages?dir=f&limit=1000&from=${start}`), 'messages');
+    assert.equal(received, all.chunk.filter((e: any) => e.type === 'm.room.message').map((e: any) => e.event_id), 'in stream order');
+    assert.ok(rounds > 2, `the client synced while events were committing (${rounds} rounds)`);
+  } finally {
+    await s.close();
+  }
+});
+
+own('two processes on one database: a send on one wakes a long-poll on the other through Redis', async () => {
+  const redis = process.env.HEARTH_TEST_REDIS_URL;
+  assert.ok(redis, 'HEARTH_TEST_REDIS_URL is set (scripts/test starts Redis)');
+  const a = await startTestServer({ HEARTH_REDIS_URL: redis! });
+  let b: TestServer | undefined;
+  try {
+    b = await startTestServer({ HEARTH_REDIS_URL: redis! }, { databaseUrl: a.databaseUrl });
+    assert.is(a.hs.deps.bus.kind, 'redis');
+    const alice = await registerUser(a, 'alice');
+    const bob = await registerUser(b, 'bob');
+    const roomId = await createRoom(a, alice, { name: 'Two processes', preset: 'public_chat' });
+    await join(b, bob, roomId);
+    const sinceA = (await sync(a, alice)).next_batch;
+    const sinceB = (await sync(b, bob)).next_batch;
+
+    const started = Date.now();
+    const waiting = sync(a, alice, { since: sinceA, timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const eventId = await send(b, bob, roomId, 'from process B');
+    const woke = await waiting;
+    assert.equal(messageIds(woke.rooms.join[roomId]), [eventId], 'process A answered with the event sent on B');
+    console.log(`    cross-process wake-up after ${Date.now() - started} ms (timeout 10000)`);
+
+    // Both processes serve the same, correct, incremental sync.
+    const onA = await sync(a, bob, { since: sinceB });
+    const onB = await sync(b, bob, { since: sinceB });
+    assert.equal(messageIds(onA.rooms.join[roomId]), [eventId]);
+    assert.equal(messageIds(onB.rooms.join[roomId]), [eventId]);
+    assert.is(onA.next_batch, onB.next_batch);
+  } finally {
+    await b?.close();
+    await a.close();
+  }
+});
+
+own.run();

@@ -113,6 +113,7 @@ export class AccountService {
       await users.setPasswordHash(tx, userId, hash);
       if (logoutDevices) await this.deps.sessions.revokeAll(tx, userId, keepDeviceId);
     });
+    if (logoutDevices) this.deps.sessions.revoked(userId);
   }
 
   async deactivate(userId: string): Promise<void> {
@@ -123,6 +124,7 @@ export class AccountService {
       await threepids.deleteAllForUser(tx, userId);
       await users.markDeactivated(tx, userId);
     });
+    this.deps.sessions.revoked(userId);
   }
 
   // ---- administration (the admin command line) ----

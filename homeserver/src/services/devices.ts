@@ -53,5 +53,6 @@ export class DeviceService {
     const ids = [...new Set(deviceIds)];
     if (ids.length === 0) return;
     await this.deps.db.transaction((tx) => this.deps.sessions.revokeDevices(tx, userId, ids));
+    this.deps.sessions.revoked(userId);
   }
 }

@@ -56,15 +56,22 @@ export async function roomsWithEventsBetween(sql: Sql, roomIds: string[], after:
   return new Set(rows.map((r) => r.room_id));
 }
 
-/** The stream position of the `n`th event (1-based) after `after` in these rooms, if there are that many up to `upTo`. */
-export async function nthEventAfter(sql: Sql, roomIds: string[], after: number, upTo: number, n: number): Promise<number | undefined> {
-  if (roomIds.length === 0 || n < 1) return undefined;
-  const rows = await sql.query<{ stream_ordering: string }>(
-    `select stream_ordering from events where room_id in (?) and stream_ordering > ? and stream_ordering <= ?
-     order by stream_ordering limit 1 offset ?`,
-    [roomIds, after, upTo, n - 1],
+/**
+ * The lowest stream position, in (after, upTo], of an event that is the `n + 1`th after `after` in
+ * its room, among these rooms: up to just before it, no room has more than `n` events.
+ * Undefined when no room has that many. One index range per room.
+ */
+export async function firstOverflow(sql: Sql, roomIds: string[], after: number, upTo: number, n: number): Promise<number | undefined> {
+  if (roomIds.length === 0) return undefined;
+  const rows = await sql.query<{ pos: string | null }>(
+    `select min(x.stream_ordering) as pos from unnest(array[?]::text[]) as r(room_id)
+     cross join lateral (
+       select e.stream_ordering from events e where e.room_id = r.room_id and e.stream_ordering > ? and e.stream_ordering <= ?
+       order by e.stream_ordering offset ? limit 1
+     ) x`,
+    [roomIds, after, upTo, n],
   );
-  return rows[0] ? Number(rows[0].stream_ordering) : undefined;
+  return rows[0]?.pos == null ? undefined : Number(rows[0].pos);
 }
 
 /** Rooms the user has forgotten (left rooms that no longer appear in their syncs). */

@@ -4,7 +4,10 @@ import { requireAuth, requesterOf } from '../middleware/auth.js';
 import { parseToken } from '../../services/sync/token.js';
 import { syncFilterParam } from './filter.js';
 
-/** `GET /sync` (long-poll). Unknown query parameters are ignored, as clients send cache busters. */
+/**
+ * `GET /sync` (long-poll). `set_presence` is accepted (presence is not implemented yet); unknown
+ * query parameters are ignored, as clients send cache busters.
+ */
 export const syncArea: Area = (router, deps) => {
   const auth = requireAuth(deps.services.sessions);
   router.get('/sync', auth, async (ctx) => {

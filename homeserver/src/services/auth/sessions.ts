@@ -69,11 +69,16 @@ export class SessionService {
 
   async logoutDevices(userId: string, deviceIds: string[]): Promise<void> {
     await this.deps.db.transaction((tx) => this.revokeDevices(tx, userId, deviceIds));
-    this.deps.onLogout?.(userId);
+    this.revoked(userId);
   }
 
   async logoutAll(userId: string): Promise<void> {
     await this.deps.db.transaction((tx) => this.revokeAll(tx, userId, null));
+    this.revoked(userId);
+  }
+
+  /** Callers of revokeDevices/revokeAll call this once their transaction has committed. */
+  revoked(userId: string): void {
     this.deps.onLogout?.(userId);
   }
 
@@ -138,6 +143,7 @@ export class SessionService {
     });
     if (outcome.kind === 'ok') return outcome.pair;
     if (outcome.kind === 'reused') {
+      this.revoked(outcome.userId);
       this.deps.logger.warn({ user: outcome.userId, device: outcome.deviceId }, 'refresh token reuse: session revoked');
     }
     throw unknownToken('Unknown refresh token', false);

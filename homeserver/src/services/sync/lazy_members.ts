@@ -41,8 +41,11 @@ export class LazyMemberCache {
     private readonly maxEntries = MAX_ENTRIES_PER_DEVICE,
   ) {}
 
-  /** Starts a response for a device syncing from `since` (undefined: initial sync or full state). */
-  begin(userId: string, deviceId: string, since: number | undefined): LazyMembersView {
+  /**
+   * Starts a response for a device syncing from `since` (undefined: an initial sync). With
+   * `skipKnown` false (`include_redundant_members`) nothing is skipped, but what is sent still counts.
+   */
+  begin(userId: string, deviceId: string, since: number | undefined, skipKnown = true): LazyMembersView {
     const key = `${userId}\u0000${deviceId}`;
     let e = this.devices.get(key);
     this.devices.delete(key); // re-inserted last: the map is oldest-first
@@ -55,7 +58,7 @@ export class LazyMemberCache {
     }
     this.devices.set(key, e);
     while (this.devices.size > this.maxDevices) this.devices.delete(this.devices.keys().next().value!);
-    return new LazyMembersView(this, key, e.base, e.confirmed);
+    return new LazyMembersView(this, key, e.base, skipKnown ? e.confirmed : new Map());
   }
 
   /** Confirmed knowledge plus a received response's additions; copy-on-write so running views keep theirs. */

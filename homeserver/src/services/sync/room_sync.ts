@@ -21,7 +21,7 @@ export interface RoomSyncContext {
   deviceId: string;
   filter: Filter;
   versions: Map<string, RoomVersionId>;
-  /** Set when lazy-loading members without redundant ones: what the device already holds. */
+  /** Set when lazy-loading members: what the device already holds, and what this response sends. */
   lazy: LazyMembersView | null;
 }
 

@@ -101,7 +101,7 @@ export class SyncService {
 
     const roomFilter = { rooms: f.room.rooms, notRooms: f.room.notRooms };
     const versions = await syncStore.roomVersions(sql, [...memberships.keys()]);
-    const lazy = f.room.state.lazyLoadMembers && !f.room.state.includeRedundantMembers ? this.lazyCache.begin(req.userId, req.deviceId, since) : null;
+    const lazy = f.room.state.lazyLoadMembers ? this.lazyCache.begin(req.userId, req.deviceId, since, !f.room.state.includeRedundantMembers) : null;
     const ctx: RoomSyncContext = { sql, userId: req.userId, deviceId: req.deviceId, filter: f, versions, lazy };
     const rooms: Record<'join' | 'invite' | 'leave' | 'knock', Json> = { join: {}, invite: {}, leave: {}, knock: {} };
 
@@ -160,15 +160,16 @@ export class SyncService {
   }
 
   /**
-   * The end of a window after `since` holding at most the timeline limit of events across the
-   * user's rooms: no room of the response can then have a limited timeline.
+   * The end of a window after `since` in which none of the user's rooms has more new events than
+   * the timeline limit: no room of the response can then have a limited timeline.
    */
   private async windowEnd(sql: Sql, req: SyncRequest, since: number, newest: number): Promise<number> {
     const limit = req.filter.room.timeline.limit ?? DEFAULT_TIMELINE_LIMIT;
     if (limit === 0 || since >= newest) return newest;
     const rooms = new Set(await stateStore.roomsWithMembership(sql, req.userId, 'join'));
     for (const c of await syncStore.membershipChanges(sql, req.userId, since, newest)) rooms.add(c.roomId);
-    return (await syncStore.nthEventAfter(sql, [...rooms], since, newest, limit)) ?? newest;
+    const overflow = await syncStore.firstOverflow(sql, [...rooms], since, newest, limit);
+    return overflow === undefined ? newest : overflow - 1;
   }
 }
 
