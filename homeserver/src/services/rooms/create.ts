@@ -6,6 +6,7 @@ import * as aliases from '../../storage/aliases.js';
 import { SUPPORTED_ROOM_VERSIONS, stateKey, type RoomVersionId } from './pdu.js';
 import type { TimelineService, NewEvent, RoomWriter } from './timeline.js';
 import { parseRoomAlias } from './directory.js';
+import { NAMED_LEVEL_DEFAULTS } from './power_levels.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
 
@@ -131,8 +132,8 @@ function topicContent(topic: string): JsonObject {
 /** The power levels a new room starts with (the spec's defaults, with the creator at 100). */
 export function defaultPowerLevels(creator: string): JsonObject {
   return {
+    ...NAMED_LEVEL_DEFAULTS,
     users: { [creator]: 100 },
-    users_default: 0,
     events: {
       'm.room.name': 50,
       'm.room.power_levels': 100,
@@ -143,12 +144,6 @@ export function defaultPowerLevels(creator: string): JsonObject {
       'm.room.server_acl': 100,
       'm.room.encryption': 100,
     },
-    events_default: 0,
-    state_default: 50,
-    ban: 50,
-    kick: 50,
-    redact: 50,
-    invite: 0,
     historical: 100,
     notifications: { room: 50 },
   };
