@@ -13,6 +13,7 @@ import { requestLog } from './api/middleware/logging.js';
 import type { AuthState } from './api/middleware/auth.js';
 import { CLIENT_AREAS, CLIENT_V1_AREAS } from './api/client/index.js';
 import { wellKnownRoutes } from './api/wellknown.js';
+import { isMediaUploadPath, mediaV1Area, mediaV3Area } from './api/media.js';
 import { hearthEmailArea } from './api/client/threepid.js'; // email validation links and submit_url (/_hearth/client/email/*)
 
 export interface AppDeps {
@@ -30,10 +31,17 @@ export type Area = (router: AppRouter, deps: AppDeps) => void;
 /** Builds the Koa app; it never listens, so tests drive `app.callback()` directly. */
 export function createApp(deps: AppDeps): Koa<AuthState> {
   const app = new Koa<AuthState>({ proxy: deps.config.trustProxy });
+  // Errors Koa sees after the handlers (a socket reset mid-upload, a failing response stream) go to
+  // the log instead of Koa's default stderr print; a client hanging up is routine.
+  app.on('error', (err: NodeJS.ErrnoException) => {
+    const clientGone = err.code === 'ECONNRESET' || err.code === 'ECONNABORTED' || err.code === 'EPIPE' || err.code?.startsWith('HPE_') || err.message === 'aborted';
+    deps.logger[clientGone ? 'debug' : 'warn']({ err }, 'request stream error');
+  });
   app.use(requestLog(deps.logger));
   app.use(matrixErrors(deps.logger));
   app.use(cors());
-  app.use(jsonBody(deps.config.maxJsonBodyBytes));
+  // Media uploads stream their raw bytes to disk (api/media.ts) instead of being buffered as JSON.
+  app.use(jsonBody(deps.config.maxJsonBodyBytes, (ctx) => isMediaUploadPath(ctx.path)));
 
   const root: AppRouter = new Router();
   wellKnownRoutes(root, deps);
@@ -47,6 +55,11 @@ export function createApp(deps: AppDeps): Koa<AuthState> {
   const v1: AppRouter = new Router({ prefix: '/_matrix/client/v1' });
   for (const area of CLIENT_V1_AREAS) area(v1, deps);
   root.use(v1.routes(), v1.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
+  for (const [prefix, area] of [['/_matrix/media/v3', mediaV3Area], ['/_matrix/media/v1', mediaV1Area]] as const) {
+    const r: AppRouter = new Router({ prefix });
+    area(r, deps);
+    root.use(r.routes(), r.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
+  }
 
   // Checked after the routers returned: throwing the 404 from a final middleware would unwind
   // past allowedMethods before it could answer 405 for a known path with the wrong method.

@@ -16,6 +16,9 @@ export interface Interest {
 
 type Listener = (change: StreamChange) => void;
 
+/** How many recent changes the notifier remembers for changedSince. */
+const RECENT_CHANGES = 1024;
+
 /**
  * Wakes waiting syncs and WebSocket sessions when data they care about commits. In one process it
  * is an in-memory index of waiters by room and user; with Redis every change is also published so
@@ -59,7 +62,32 @@ export class Notifier {
     }
   }
 
+  /** Counts dispatched changes; `recent` keeps the last RECENT_CHANGES of them for changedSince. */
+  private seq = 0;
+  private readonly recent: { seq: number; change: StreamChange }[] = [];
+
+  /** A mark to pass to changedSince later. */
+  get sequence(): number {
+    return this.seq;
+  }
+
+  /**
+   * Whether a change touching the interest was dispatched after the mark (true as well when too
+   * many changes came since to tell). Lets a caller compute first and listen afterwards.
+   */
+  changedSince(mark: number, interest: Interest): boolean {
+    if (mark === this.seq) return false;
+    if (this.recent.length === 0 || this.recent[0]!.seq > mark + 1) return true;
+    for (const r of this.recent) {
+      if (r.seq <= mark) continue;
+      if (r.change.userIds.includes(interest.userId) || r.change.roomIds.some((id) => interest.roomIds.has(id))) return true;
+    }
+    return false;
+  }
+
   private dispatch(change: StreamChange): void {
+    this.recent.push({ seq: ++this.seq, change });
+    if (this.recent.length > RECENT_CHANGES) this.recent.shift();
     const hit = new Set<Listener>(this.all);
     for (const r of change.roomIds) for (const l of this.byRoom.get(r) ?? []) hit.add(l);
     for (const u of change.userIds) for (const l of this.byUser.get(u) ?? []) hit.add(l);

@@ -43,13 +43,28 @@ export interface Config {
   syncMaxTimeoutMs: number;
   /** WebSocket sync (`/_hearth/client/v1/sync/ws`, protocol-spec/websocket-sync.md). */
   ws: WsConfig;
+  /** The media repository (content_repo.md). */
+  media: MediaConfig;
   rateLimits: {
     login: RateLimitRule;
     register: RateLimitRule;
     requestToken: RateLimitRule;
     /** Everything else, per user (or per IP when unauthenticated). */
     client: RateLimitRule;
+    /** Media uploads and `create`, per user. */
+    mediaUpload: RateLimitRule;
   };
+}
+
+export interface MediaConfig {
+  /** Largest upload accepted (M_TOO_LARGE above it); advertised as `m.upload.size`. */
+  maxUploadBytes: number;
+  /** Serve the deprecated unauthenticated `/_matrix/media/v3/download|thumbnail` (spec v1.11 freeze: off). */
+  legacyUnauthenticated: boolean;
+  /** How long a `create`d media id waits for its upload before it expires. */
+  unusedExpiryMs: number;
+  /** Created-but-not-uploaded media ids a user may hold at once (M_LIMIT_EXCEEDED above). */
+  maxPendingUploads: number;
 }
 
 export interface WsConfig {
@@ -186,11 +201,18 @@ export function loadConfig(env: Env = process.env): Config {
       pingIntervalMs: int(env, 'HEARTH_WS_PING_INTERVAL_MS', 30_000, 10, 3_600_000),
       maxClientFrameBytes: int(env, 'HEARTH_WS_MAX_CLIENT_FRAME_BYTES', 128 * 1024, 1024, 16 * 1024 * 1024),
     },
+    media: {
+      maxUploadBytes: int(env, 'HEARTH_MEDIA_MAX_UPLOAD_BYTES', 52_428_800, 1, 10 * 1024 * 1024 * 1024),
+      legacyUnauthenticated: bool(env, 'HEARTH_MEDIA_LEGACY_UNAUTHENTICATED', false),
+      unusedExpiryMs: int(env, 'HEARTH_MEDIA_UNUSED_EXPIRY_MS', 24 * 3600_000, 1000, 7 * 24 * 3600_000),
+      maxPendingUploads: int(env, 'HEARTH_MEDIA_MAX_PENDING_UPLOADS', 10, 1, 10_000),
+    },
     rateLimits: {
       login: rate(env, 'HEARTH_RATELIMIT_LOGIN', { perSecond: 0.17, burst: 5 }),
       register: rate(env, 'HEARTH_RATELIMIT_REGISTER', { perSecond: 0.17, burst: 5 }),
       requestToken: rate(env, 'HEARTH_RATELIMIT_REQUEST_TOKEN', { perSecond: 0.05, burst: 5 }),
       client: rate(env, 'HEARTH_RATELIMIT_CLIENT', { perSecond: 10, burst: 50 }),
+      mediaUpload: rate(env, 'HEARTH_RATELIMIT_MEDIA_UPLOAD', { perSecond: 1, burst: 20 }),
     },
   };
 }

@@ -13,6 +13,7 @@ import { RegistrationTokenService } from './registration_tokens.js';
 import { DeviceService } from './devices.js';
 import { ProfileService } from './profile.js';
 import { createRoomServices, type RoomServices } from './rooms/index.js';
+import { MediaService } from './media.js';
 
 export interface Services {
   tokens: AccessTokens;
@@ -26,6 +27,7 @@ export interface Services {
   devices: DeviceService;
   profiles: ProfileService;
   rooms: RoomServices;
+  media: MediaService;
 }
 
 /** Everything the rules layer needs, wired explicitly: no service reaches for a global. */
@@ -68,5 +70,7 @@ export async function createServices(config: Config, logger: Logger, db: Databas
     defaultRoomVersion: config.defaultRoomVersion,
     maxSyncTimeoutMs: config.syncMaxTimeoutMs,
   });
-  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms };
+  const media = new MediaService({ db, logger, serverName: config.serverName, config: config.media, dataDir: config.dataDir });
+  await media.init();
+  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media };
 }

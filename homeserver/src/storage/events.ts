@@ -45,7 +45,7 @@ export function toStored(row: EventRow): StoredEvent {
 const COLUMNS =
   'event_id, room_id, stream_ordering, depth, type, state_key, sender, origin_server_ts, json, state_after, outlier, rejected_reason, redacted_by, replaces_state';
 /** COLUMNS of the `events` table aliased as `e` in a join. */
-const E_COLUMNS = COLUMNS.split(', ').map((c) => `e.${c}`).join(', ');
+export const E_COLUMNS = COLUMNS.split(', ').map((c) => `e.${c}`).join(', ');
 
 export async function getEvents(sql: Sql, eventIds: string[]): Promise<Map<string, StoredEvent>> {
   const out = new Map<string, StoredEvent>();

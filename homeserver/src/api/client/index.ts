@@ -12,9 +12,11 @@ import { filterArea } from './filter.js';
 import { syncArea } from './sync.js';
 import { sdkCompatArea } from './sdk_compat.js';
 import { directoryArea } from './directory.js';
+import { relationsArea } from './relations.js';
+import { clientMediaArea } from '../media.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
 export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, sdkCompatArea, directoryArea];
 
 /** Areas served under /_matrix/client/v1. */
-export const CLIENT_V1_AREAS: Area[] = [registerV1Area];
+export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea];

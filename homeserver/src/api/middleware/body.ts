@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Middleware, ParameterizedContext } from 'koa';
 import { isObject } from '../../core/json.js';
 import { notJson, tooLarge } from '../../core/errors.js';
 
@@ -13,13 +13,14 @@ declare module 'koa' {
 
 /**
  * Reads and parses JSON bodies with a hard size limit. The body must be a JSON
- * object (every client-server request body is); anything else is M_NOT_JSON.
+ * object (every client-server request body is but uploads, which `skip` selects); anything else is M_NOT_JSON.
  */
-export function jsonBody(maxBytes: number): Middleware {
+export function jsonBody(maxBytes: number, skip: (ctx: ParameterizedContext) => boolean = () => false): Middleware {
   return async function jsonBodyMiddleware(ctx, next) {
     ctx.request.json = {};
     ctx.request.jsonText = '';
-    if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') {
+    // Bodies that are not JSON (media uploads) are left unread for their handler to stream.
+    if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS' || skip(ctx)) {
       return next();
     }
     const declared = ctx.request.length;

@@ -2,8 +2,9 @@ import type { Sql } from '../../storage/db.js';
 import * as events from '../../storage/events.js';
 import * as state from '../../storage/state.js';
 import type { StoredEvent } from '../../storage/events.js';
-import { stateKey, type RoomVersionId } from './pdu.js';
+import { stateKey, type RoomEvent, type RoomVersionId, type StateMap } from './pdu.js';
 import { redact } from './event_format.js';
+import { bundleRelations, type BundleMode } from './relations.js';
 
 /** An event as the client-server API shows it. */
 export interface ClientEvent {
@@ -24,6 +25,8 @@ export interface ViewOptions {
   /** Sync timelines omit room_id (it is the key above them). */
   omitRoomId?: boolean;
   now?: number;
+  /** Bundled aggregations in `unsigned.m.relations` (default 'all'; see services/rooms/relations.ts). */
+  relations?: BundleMode;
 }
 
 /**
@@ -34,19 +37,28 @@ export async function toClientEvents(sql: Sql, stored: StoredEvent[], versions: 
   if (stored.length === 0) return [];
   const now = opts.now ?? Date.now();
   const ids = stored.map((s) => s.event.event_id);
-  const txnIds = opts.viewer ? await events.txnIdsFor(sql, opts.viewer.userId, opts.viewer.deviceId, ids) : new Map<string, string>();
+  // Only the viewer's own events can carry one of their transaction ids.
+  const own = opts.viewer ? ids.filter((_, i) => stored[i]!.event.sender === opts.viewer!.userId) : [];
+  const txnIds = own.length > 0 ? await events.txnIdsFor(sql, opts.viewer!.userId, opts.viewer!.deviceId, own) : new Map<string, string>();
   const related = new Set<string>();
   for (const s of stored) {
     if (s.redactedBy) related.add(s.redactedBy);
     if (s.replacesState) related.add(s.replacesState);
   }
   const relatedEvents = await events.getEvents(sql, [...related]);
+  const bundles = await bundleRelations(sql, stored, {
+    viewerId: opts.viewer?.userId,
+    mode: opts.relations ?? 'all',
+    format: (evs, relations) => toClientEvents(sql, evs, versions, { ...opts, relations }),
+  });
   const out: ClientEvent[] = [];
   for (const s of stored) {
     const version = versions.get(s.event.room_id) ?? '11';
     const unsigned: Record<string, unknown> = { age: Math.max(0, now - s.event.origin_server_ts) };
     const txn = txnIds.get(s.event.event_id);
     if (txn !== undefined) unsigned.transaction_id = txn;
+    const bundle = bundles.get(s.event.event_id);
+    if (bundle) unsigned['m.relations'] = bundle;
     let source = s.event;
     if (s.redactedBy) {
       const because = relatedEvents.get(s.redactedBy);
@@ -96,11 +108,23 @@ function plain(s: StoredEvent, version: RoomVersionId, now: number): ClientEvent
   };
 }
 
+/** How filterVisible reads immutable data: straight from storage, or through a cache (sync). */
+export interface ImmutableLookups {
+  snapshotKeys(sql: Sql, snapshotId: number, keys: [string, string][]): Promise<StateMap>;
+  /** The PDUs of events (their content as sent, whether redacted or not). */
+  pdusOf(sql: Sql, eventIds: string[]): Promise<Map<string, RoomEvent>>;
+}
+
+const fromStorage: ImmutableLookups = {
+  snapshotKeys: (sql, snapshotId, keys) => state.loadSnapshotKeys(sql, snapshotId, keys),
+  pdusOf: async (sql, eventIds) => new Map([...(await events.getEvents(sql, eventIds))].map(([id, s]) => [id, s.event])),
+};
+
 /**
  * History visibility (spec: "History visibility"): which of these events `userId` may see, judged
  * by the room state after each event and the user's current membership.
  */
-export async function filterVisible(sql: Sql, userId: string, stored: StoredEvent[]): Promise<StoredEvent[]> {
+export async function filterVisible(sql: Sql, userId: string, stored: StoredEvent[], lookups: ImmutableLookups = fromStorage): Promise<StoredEvent[]> {
   if (stored.length === 0) return [];
   const roomId = stored[0]!.event.room_id;
   const current = await state.getMembership(sql, roomId, userId);
@@ -110,19 +134,19 @@ export async function filterVisible(sql: Sql, userId: string, stored: StoredEven
     if (s.stateAfter === null) continue;
     let v = bySnapshot.get(s.stateAfter);
     if (!v) {
-      const keys = await state.loadSnapshotKeys(sql, s.stateAfter, [
+      const keys = await lookups.snapshotKeys(sql, s.stateAfter, [
         ['m.room.history_visibility', ''],
         ['m.room.member', userId],
       ]);
       const hvId = keys.get(stateKey('m.room.history_visibility', ''));
       const memberId = keys.get(stateKey('m.room.member', userId));
-      const got = await events.getEvents(sql, [hvId, memberId].filter((x): x is string => !!x));
-      const hv = hvId ? got.get(hvId)?.event.content.history_visibility : undefined;
-      const m = memberId ? got.get(memberId)?.event.content.membership : undefined;
+      const got = await lookups.pdusOf(sql, [hvId, memberId].filter((x): x is string => !!x));
+      const hv = hvId ? got.get(hvId)?.content.history_visibility : undefined;
+      const m = memberId ? got.get(memberId)?.content.membership : undefined;
       v = { visibility: typeof hv === 'string' ? hv : 'shared', membership: typeof m === 'string' ? m : undefined };
       bySnapshot.set(s.stateAfter, v);
     }
-    if (isVisible(v.visibility, v.membership, current) || (await visibleBefore(sql, userId, s, v, current))) out.push(s);
+    if (isVisible(v.visibility, v.membership, current) || (await visibleBefore(sql, userId, s, v, current, lookups))) out.push(s);
   }
   return out;
 }
@@ -137,10 +161,11 @@ async function visibleBefore(
   s: StoredEvent,
   after: { visibility: string; membership: string | undefined },
   current: string | undefined,
+  lookups: ImmutableLookups,
 ): Promise<boolean> {
   const own = s.event.type === 'm.room.member' && s.event.state_key === userId;
   if (!own && s.event.type !== 'm.room.history_visibility') return false;
-  const prev = s.replacesState ? (await events.getEvent(sql, s.replacesState))?.event.content : undefined;
+  const prev = s.replacesState ? (await lookups.pdusOf(sql, [s.replacesState])).get(s.replacesState)?.content : undefined;
   if (own) return isVisible(after.visibility, typeof prev?.membership === 'string' ? prev.membership : undefined, current);
   return isVisible(typeof prev?.history_visibility === 'string' ? prev.history_visibility : 'shared', after.membership, current);
 }

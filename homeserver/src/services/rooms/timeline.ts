@@ -10,6 +10,7 @@ import { parsePowerLevels, userPowerLevel } from './power_levels.js';
 import { redact } from './event_format.js';
 import type { EventSigner, UnsignedPdu } from './signer.js';
 import { CanonicalJsonError } from '../../core/canonical_json.js';
+import { forgetRelationOnRedaction, recordRelation } from './relations.js';
 
 /** What a local user asks to add to a room. */
 export interface NewEvent {
@@ -88,6 +89,7 @@ export class TimelineService {
       if (version === '11') content.redacts = targetId;
       const { event } = await w.append(roomId, { type: 'm.room.redaction', sender, content, redacts: targetId });
       if (!target.redactedBy) await w.tx.query('update events set redacted_by = ? where event_id = ?', [event.event_id, targetId]);
+      await forgetRelationOnRedaction(w.tx, targetId, version);
       await events.insertTxn(w.tx, sender, txn.deviceId, txn.txnId, event.event_id);
       return event.event_id;
     });
@@ -190,6 +192,8 @@ export class RoomWriter {
     }
     const replacesState = ev.stateKey !== undefined ? (before.get(stateKey(ev.type, ev.stateKey)) ?? null) : null;
     await events.insertEvent(this.tx, { event, json, streamOrdering, stateAfter, replacesState });
+    // Relations (content.m.relates_to) are indexed in the same transaction (services/rooms/relations.ts).
+    await recordRelation(this.tx, event, streamOrdering);
     await events.replaceForwardExtremities(this.tx, roomId, prev.map((p) => p.event_id), event.event_id);
     if (ev.stateKey !== undefined) {
       const membership = ev.type === 'm.room.member' ? String(ev.content.membership ?? '') : null;

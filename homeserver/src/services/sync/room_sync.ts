@@ -8,6 +8,7 @@ import { filterVisible, toClientEvents } from '../rooms/events_view.js';
 import { DEFAULT_TIMELINE_LIMIT, eventPasses, roomPasses, type Filter } from './filter.js';
 import { formatToken } from './token.js';
 import type { LazyMembersView } from './lazy_members.js';
+import type { SyncCache } from './cache.js';
 
 type Json = Record<string, unknown>;
 
@@ -23,6 +24,10 @@ export interface RoomSyncContext {
   versions: Map<string, RoomVersionId>;
   /** Set when lazy-loading members: what the device already holds, and what this response sends. */
   lazy: LazyMembersView | null;
+  /** Immutable lookups shared by all syncs of the process. */
+  cache: SyncCache;
+  /** The newest stream position of the computation's database snapshot (keys SyncCache.atPosition). */
+  newest: number;
 }
 
 export interface RoomRange {
@@ -50,20 +55,21 @@ export async function syncRoom(ctx: RoomSyncContext, roomId: string, range: Room
   if (range.full) ctx.lazy?.resetRoom(roomId);
 
   let stateIds: StateMap = new Map();
-  const startSnapshot = range.full || limited || lazy ? await events.stateSnapshotAt(sql, roomId, startPos) : null;
+  const startSnapshot = range.full || limited || lazy ? await ctx.cache.stateSnapshotAt(sql, roomId, startPos) : null;
   if (range.full) {
     stateIds = startSnapshot === null ? new Map() : await stateStore.loadSnapshot(sql, startSnapshot);
   } else if (limited) {
     const startState = startSnapshot === null ? new Map<StateKey, string>() : await stateStore.loadSnapshot(sql, startSnapshot);
-    const atFrom = await events.stateSnapshotAt(sql, roomId, range.from!);
+    const atFrom = await ctx.cache.stateSnapshotAt(sql, roomId, range.from!);
     const fromState = atFrom === null ? new Map<StateKey, string>() : await stateStore.loadSnapshot(sql, atFrom);
     for (const [k, id] of startState) if (fromState.get(k) !== id) stateIds.set(k, id);
   }
 
   // A room the user has left shows only state they could see: none unless they were joined at the
   // start of its timeline (a rejected invite or a join-and-leave within the timeline shows no state).
-  const hidden = kind === 'leave' && (range.full || limited || lazy) && (await membershipIn(sql, startSnapshot, ctx.userId)) !== 'join';
-  const heroes = kind === 'join' && !(await isNamed(sql, roomId)) ? await syncStore.firstMembers(sql, roomId, ctx.userId, ['join', 'invite'], HERO_COUNT) : undefined;
+  const hidden = kind === 'leave' && (range.full || limited || lazy) && (await membershipIn(ctx, startSnapshot)) !== 'join';
+  const named = () => ctx.cache.atPosition(ctx.newest, `named\u0000${roomId}`, () => isNamed(sql, roomId));
+  const heroes = kind === 'join' && !(await named()) ? await syncStore.firstMembers(sql, roomId, ctx.userId, ['join', 'invite'], HERO_COUNT) : undefined;
   if (hidden) stateIds = new Map();
   else if (lazy) stateIds = await lazyMembers(ctx, roomId, range, stateIds, startSnapshot, tl, heroes ?? []);
 
@@ -82,7 +88,7 @@ export async function syncRoom(ctx: RoomSyncContext, roomId: string, range: Room
     account_data: { events: [] },
   };
   if (kind === 'join') {
-    out.summary = await summary(sql, roomId, ctx.userId, heroes);
+    out.summary = await summary(ctx, roomId, heroes);
     out.ephemeral = { events: [] };
     out.unread_notifications = { notification_count: 0, highlight_count: 0 };
   }
@@ -94,10 +100,12 @@ async function timeline(ctx: RoomSyncContext, roomId: string, after: number, upT
   const tf = ctx.filter.room.timeline;
   if (!roomPasses(tf, roomId) || after >= upTo) return { events: [], limited: false };
   const limit = tf.limit ?? DEFAULT_TIMELINE_LIMIT;
-  const rows = await events.roomEventsBetween(ctx.sql, roomId, { after, upTo, limit: limit + 1, newestFirst: true, types: tf.types, notTypes: tf.notTypes });
+  const query = { after, upTo, limit: limit + 1, newestFirst: true, types: tf.types, notTypes: tf.notTypes };
+  // Shared by the syncs woken by one commit (they ask for the same range); not to be modified.
+  const rows = await ctx.cache.atPosition(ctx.newest, `timeline\u0000${roomId}\u0000${JSON.stringify(query)}`, () => events.roomEventsBetween(ctx.sql, roomId, query));
   const limited = rows.length > limit;
   const page = rows.slice(0, limit).reverse();
-  const visible = (await filterVisible(ctx.sql, ctx.userId, page)).filter((s) => eventPasses(tf, s.event));
+  const visible = (await filterVisible(ctx.sql, ctx.userId, page, ctx.cache)).filter((s) => eventPasses(tf, s.event));
   return { events: visible, limited };
 }
 
@@ -125,7 +133,7 @@ async function lazyMembers(
   }
   const missing = [...wanted].filter((u) => !out.has(stateKey('m.room.member', u)));
   if (missing.length === 0 || startSnapshot === null) return out;
-  const memberIds = range.full ? ids : await stateStore.loadSnapshotKeys(ctx.sql, startSnapshot, missing.map((u) => ['m.room.member', u]));
+  const memberIds = range.full ? ids : await ctx.cache.snapshotKeys(ctx.sql, startSnapshot, missing.map((u) => ['m.room.member', u]));
   for (const u of missing) {
     const k = stateKey('m.room.member', u);
     const id = memberIds.get(k);
@@ -134,20 +142,16 @@ async function lazyMembers(
   return out;
 }
 
-async function membershipIn(sql: Sql, snapshot: number | null, userId: string): Promise<string | undefined> {
+async function membershipIn(ctx: RoomSyncContext, snapshot: number | null): Promise<string | undefined> {
   if (snapshot === null) return undefined;
-  const id = (await stateStore.loadSnapshotKeys(sql, snapshot, [['m.room.member', userId]])).get(stateKey('m.room.member', userId));
-  const ev = id ? await events.getEvent(sql, id) : undefined;
-  return ev?.event.content.membership as string | undefined;
+  const id = (await ctx.cache.snapshotKeys(ctx.sql, snapshot, [['m.room.member', ctx.userId]])).get(stateKey('m.room.member', ctx.userId));
+  const ev = id ? (await ctx.cache.pdusOf(ctx.sql, [id])).get(id) : undefined;
+  return ev?.content.membership as string | undefined;
 }
 
 /** Whether clients can name the room without heroes: it has a non-empty name or canonical alias. */
 async function isNamed(sql: Sql, roomId: string): Promise<boolean> {
-  const ids = await Promise.all([
-    stateStore.getCurrentStateEventId(sql, roomId, 'm.room.name', ''),
-    stateStore.getCurrentStateEventId(sql, roomId, 'm.room.canonical_alias', ''),
-  ]);
-  const got = await events.getEvents(sql, ids.filter((x): x is string => !!x));
+  const got = await events.currentStateEvents(sql, roomId, ['m.room.name', 'm.room.canonical_alias']);
   return [...got.values()].some((s) => {
     const c = s.redactedBy ? {} : s.event.content;
     return (typeof c.name === 'string' && c.name !== '') || (typeof c.alias === 'string' && c.alias !== '');
@@ -158,8 +162,9 @@ async function isNamed(sql: Sql, roomId: string): Promise<boolean> {
  * `summary` (spec: "Room summary"): member counts, and heroes when the room has no name or canonical
  * alias (only then are they required; with lazy-loading their member events go in `state`).
  */
-async function summary(sql: Sql, roomId: string, userId: string, heroes: string[] | undefined): Promise<Json> {
-  const counts = await syncStore.memberCounts(sql, roomId);
+async function summary(ctx: RoomSyncContext, roomId: string, heroes: string[] | undefined): Promise<Json> {
+  const { sql, userId } = ctx;
+  const counts = await ctx.cache.atPosition(ctx.newest, `counts\u0000${roomId}`, () => syncStore.memberCounts(sql, roomId));
   const out: Json = { 'm.joined_member_count': counts.joined, 'm.invited_member_count': counts.invited };
   // With nobody else joined or invited, heroes are the members who left or were banned.
   if (heroes) out['m.heroes'] = heroes.length > 0 ? heroes : await syncStore.firstMembers(sql, roomId, userId, ['leave', 'ban'], HERO_COUNT);

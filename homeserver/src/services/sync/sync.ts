@@ -8,6 +8,7 @@ import { DEFAULT_TIMELINE_LIMIT, roomPasses, type Filter } from './filter.js';
 import { formatToken, type StreamToken } from './token.js';
 import { LazyMemberCache } from './lazy_members.js';
 import { syncRoom, type RoomSyncContext } from './room_sync.js';
+import { SyncCache } from './cache.js';
 
 export interface SyncRequest {
   userId: string;
@@ -53,22 +54,28 @@ const STRIPPED_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.
  */
 export class SyncService {
   private readonly lazyCache = new LazyMemberCache();
+  /** Immutable data shared by every sync of this process (bounded). */
+  readonly cache = new SyncCache();
 
   constructor(private readonly deps: { db: Database; notifier: Notifier; maxTimeoutMs: number }) {}
 
   async sync(req: SyncRequest, signal?: AbortSignal): Promise<SyncResult> {
     const deadline = Date.now() + Math.min(Math.max(req.timeoutMs, 0), this.deps.maxTimeoutMs);
     for (;;) {
-      const joined = await stateStore.roomsWithMembership(this.deps.db, req.userId, 'join');
-      // Listen before computing, so a commit between the computation and the wait still wakes us.
+      const mark = this.deps.notifier.sequence;
+      const result = await this.compute(req);
+      const remaining = deadline - Date.now();
+      // full_state answers at once (spec: the timeout is then ignored).
+      if (!result.empty || !req.since || req.fullState || remaining <= 0 || signal?.aborted) return result;
+      // Listen to the rooms joined as of the computed position (and the user's own changes, which
+      // bring any other room). Changes are announced after they commit: one announced since the
+      // computation began may be missing from it, so compute again rather than wait.
+      const interest = { userId: req.userId, roomIds: new Set(result.joinedRooms) };
       let wake: () => void = () => {};
       const changed = new Promise<void>((resolve) => (wake = resolve));
-      const unlisten = this.deps.notifier.listen({ userId: req.userId, roomIds: new Set(joined) }, () => wake());
+      const unlisten = this.deps.notifier.listen(interest, () => wake());
       try {
-        const result = await this.compute(req);
-        const remaining = deadline - Date.now();
-        // full_state answers at once (spec: the timeout is then ignored).
-        if (!result.empty || !req.since || req.fullState || remaining <= 0 || signal?.aborted) return result;
+        if (this.deps.notifier.changedSince(mark, interest)) continue;
         if (!(await waitFor(changed, remaining, signal))) return result;
       } finally {
         unlisten();
@@ -100,9 +107,9 @@ export class SyncService {
     const before = since === undefined ? new Map() : await syncStore.membershipsAt(sql, req.userId, since, [...latest.keys()]);
 
     const roomFilter = { rooms: f.room.rooms, notRooms: f.room.notRooms };
-    const versions = await syncStore.roomVersions(sql, [...memberships.keys()]);
+    const versions = await this.cache.roomVersions(sql, [...memberships.keys()]);
     const lazy = f.room.state.lazyLoadMembers ? this.lazyCache.begin(req.userId, req.deviceId, since, !f.room.state.includeRedundantMembers) : null;
-    const ctx: RoomSyncContext = { sql, userId: req.userId, deviceId: req.deviceId, filter: f, versions, lazy };
+    const ctx: RoomSyncContext = { sql, userId: req.userId, deviceId: req.deviceId, filter: f, versions, lazy, cache: this.cache, newest };
     const rooms: Record<'join' | 'invite' | 'leave' | 'knock', Json> = { join: {}, invite: {}, leave: {}, knock: {} };
 
     const withEvents = since === undefined ? new Set<string>() : await syncStore.roomsWithEventsBetween(sql, joined, since, pos);

@@ -1,6 +1,8 @@
 import { accounts } from './0001_accounts.js';
 import { threepidValidations } from './0002_threepid_validations.js';
 import { rooms } from './0003_rooms.js';
+import { media } from './0004_media.js';
+import { relations } from './0005_relations.js';
 
 export interface Migration {
   version: number;
@@ -10,4 +12,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations];
