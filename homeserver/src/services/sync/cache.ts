@@ -34,14 +34,15 @@ export class Lru<K, V> {
 }
 
 /**
- * Entry caps of the sync caches (one SyncService each). Worst cases, roughly: a snapshot entry or a
- * (room, position) pair ~200 bytes, a PDU ~1-2 KiB, an atPosition answer up to a timeline page
- * (~50 events). Those answers are only reused while their position is the newest, so few are kept.
+ * Entry caps of the sync caches (one SyncService each). Measured: a snapshot entry ~0.45 KiB (so
+ * ~9 MiB when full); roughly, a (room, position) pair ~0.3 KiB, a PDU 1-2 KiB, an atPosition answer
+ * up to a timeline page (~50 events). Those answers are only reused while their position is the
+ * newest, so few are kept.
  */
 export const SYNC_CACHE_LIMITS = {
   roomVersions: 10_000,
   /** (snapshot, type, state_key) → event id or none. */
-  snapshotEntries: 50_000,
+  snapshotEntries: 20_000,
   /** (room, position) → the state snapshot in force there. */
   snapshotAt: 10_000,
   /** Parsed PDUs by event id. */
