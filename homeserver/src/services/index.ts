@@ -14,6 +14,9 @@ import { DeviceService } from './devices.js';
 import { ProfileService } from './profile.js';
 import { createRoomServices, type RoomServices } from './rooms/index.js';
 import { MediaService } from './media.js';
+import { PushRuleService } from './push_rules.js';
+import { SearchService } from './search.js';
+import { ReportService } from './reports.js';
 
 export interface Services {
   tokens: AccessTokens;
@@ -28,6 +31,9 @@ export interface Services {
   profiles: ProfileService;
   rooms: RoomServices;
   media: MediaService;
+  pushRules: PushRuleService;
+  search: SearchService;
+  reports: ReportService;
 }
 
 /** Everything the rules layer needs, wired explicitly: no service reaches for a global. */
@@ -72,5 +78,8 @@ export async function createServices(config: Config, logger: Logger, db: Databas
   });
   const media = new MediaService({ db, logger, serverName: config.serverName, config: config.media, dataDir: config.dataDir });
   await media.init();
-  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media };
+  const search = new SearchService({ db, reader: rooms.reader });
+  const reports = new ReportService({ db });
+  const pushRules = new PushRuleService(db);
+  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
 }

@@ -10,13 +10,15 @@ import { roomsArea } from './rooms.js';
 import { roomEventsArea } from './room_events.js';
 import { filterArea } from './filter.js';
 import { syncArea } from './sync.js';
-import { sdkCompatArea } from './sdk_compat.js';
+import { pushRulesArea } from './pushrules.js';
 import { directoryArea } from './directory.js';
 import { relationsArea } from './relations.js';
 import { clientMediaArea } from '../media.js';
+import { searchArea } from './search.js';
+import { reportsArea } from './reports.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
-export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, sdkCompatArea, directoryArea];
+export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, directoryArea, searchArea, reportsArea];
 
 /** Areas served under /_matrix/client/v1. */
 export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea];

@@ -11,6 +11,7 @@ import { redact } from './event_format.js';
 import type { EventSigner, UnsignedPdu } from './signer.js';
 import { CanonicalJsonError } from '../../core/canonical_json.js';
 import { forgetRelationOnRedaction, recordRelation } from './relations.js';
+import { forgetSearchOnRedaction, indexForSearch } from '../search.js';
 
 /** What a local user asks to add to a room. */
 export interface NewEvent {
@@ -90,6 +91,8 @@ export class TimelineService {
       const { event } = await w.append(roomId, { type: 'm.room.redaction', sender, content, redacts: targetId });
       if (!target.redactedBy) await w.tx.query('update events set redacted_by = ? where event_id = ?', [event.event_id, targetId]);
       await forgetRelationOnRedaction(w.tx, targetId, version);
+      // A redacted event is no longer searchable (services/search.ts).
+      await forgetSearchOnRedaction(w.tx, targetId);
       await events.insertTxn(w.tx, sender, txn.deviceId, txn.txnId, event.event_id);
       return event.event_id;
     });
@@ -194,6 +197,8 @@ export class RoomWriter {
     await events.insertEvent(this.tx, { event, json, streamOrdering, stateAfter, replacesState });
     // Relations (content.m.relates_to) are indexed in the same transaction (services/rooms/relations.ts).
     await recordRelation(this.tx, event, streamOrdering);
+    // Message bodies, room names and topics are indexed for /search in the same transaction (services/search.ts).
+    await indexForSearch(this.tx, event, streamOrdering);
     await events.replaceForwardExtremities(this.tx, roomId, prev.map((p) => p.event_id), event.event_id);
     if (ev.stateKey !== undefined) {
       const membership = ev.type === 'm.room.member' ? String(ev.content.membership ?? '') : null;

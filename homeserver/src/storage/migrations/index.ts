@@ -3,6 +3,8 @@ import { threepidValidations } from './0002_threepid_validations.js';
 import { rooms } from './0003_rooms.js';
 import { media } from './0004_media.js';
 import { relations } from './0005_relations.js';
+import { pushRules } from './0006_push_rules.js';
+import { search } from './0007_search.js';
 
 export interface Migration {
   version: number;
@@ -12,4 +14,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search];
