@@ -152,4 +152,30 @@ t('GET /capabilities: the advertised shape; needs a token', async ({ s }) => {
   assert.is(none.body.errcode, 'M_MISSING_TOKEN');
 });
 
+t('a profile change reaches every joined room as a new member event', async ({ s }) => {
+  const u = await registerUser(s, 'roamer');
+  const enc = encodeURIComponent;
+  const rooms: string[] = [];
+  for (const name of ['one', 'two']) {
+    const r = await s.request('POST', '/_matrix/client/v3/createRoom', { token: u.access_token, body: { name } });
+    assert.is(r.status, 200);
+    rooms.push(r.body.room_id);
+  }
+  const put = await s.request('PUT', `/_matrix/client/v3/profile/${enc(u.user_id)}/displayname`, {
+    token: u.access_token,
+    body: { displayname: 'Roaming Rita' },
+  });
+  assert.is(put.status, 200);
+  for (const roomId of rooms) {
+    const member = await s.request('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.member/${enc(u.user_id)}`, { token: u.access_token });
+    assert.is(member.body.displayname, 'Roaming Rita');
+    assert.is(member.body.membership, 'join');
+  }
+  // Setting the same name again sends nothing new.
+  const before = await s.hs.deps.db.query('select count(*)::int as n from events where sender = ?', [u.user_id]);
+  await s.request('PUT', `/_matrix/client/v3/profile/${enc(u.user_id)}/displayname`, { token: u.access_token, body: { displayname: 'Roaming Rita' } });
+  const after = await s.hs.deps.db.query('select count(*)::int as n from events where sender = ?', [u.user_id]);
+  assert.equal(after, before);
+});
+
 t.run();

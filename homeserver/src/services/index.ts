@@ -67,7 +67,6 @@ export async function createServices(config: Config, logger: Logger, db: Databas
   });
   const registrationTokens = new RegistrationTokenService(db);
   const devices = new DeviceService({ db, sessions });
-  const profiles = new ProfileService({ db, serverName: config.serverName });
   const rooms = await createRoomServices({
     db,
     logger,
@@ -76,6 +75,7 @@ export async function createServices(config: Config, logger: Logger, db: Databas
     defaultRoomVersion: config.defaultRoomVersion,
     maxSyncTimeoutMs: config.syncMaxTimeoutMs,
   });
+  const profiles = new ProfileService({ db, serverName: config.serverName, membership: rooms.membership, logger });
   const media = new MediaService({ db, logger, serverName: config.serverName, config: config.media, dataDir: config.dataDir });
   await media.init();
   const search = new SearchService({ db, reader: rooms.reader });

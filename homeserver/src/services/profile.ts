@@ -3,6 +3,8 @@ import { parseUserId } from '../core/ids.js';
 import type { Database } from '../storage/db.js';
 import * as users from '../storage/users.js';
 import type { Requester } from './auth/sessions.js';
+import type { MembershipService } from './rooms/membership.js';
+import type { Logger } from '../core/logger.js';
 
 export type ProfileField = 'displayname' | 'avatar_url';
 
@@ -21,6 +23,9 @@ const MXC_RE = /^mxc:\/\/(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{
 export interface ProfileServiceDeps {
   db: Database;
   serverName: string;
+  /** Carries profile changes into the rooms the user is in. */
+  membership: MembershipService;
+  logger: Logger;
 }
 
 /** Display names and avatars (spec: client-server API, "Profiles"). */
@@ -56,8 +61,9 @@ export class ProfileService {
       throw invalidParam("'avatar_url' must be an mxc:// URI (mxc://<server-name>/<media-id>)");
     }
     await users.setProfileField(this.deps.db, userId, field, value === '' ? null : value);
-    // TODO(rooms): the spec wants the change propagated as an m.room.member join event to every
-    // room the user is in (and a presence update); there are no rooms yet.
+    // The spec: the change is also sent as an m.room.member join event into every joined room.
+    const failed = await this.deps.membership.refreshProfile(userId);
+    if (failed.length > 0) this.deps.logger.warn({ user: userId, rooms: failed.length }, 'profile change not propagated to some rooms');
   }
 
   /** 400 M_INVALID_PARAM for a malformed id; 404 for users of other servers. */

@@ -37,7 +37,7 @@ export async function createRoomServices(deps: {
     signingKey,
     timeline,
     creator: new RoomCreator({ timeline, serverName: deps.serverName, defaultRoomVersion: deps.defaultRoomVersion }),
-    membership: new MembershipService({ timeline, serverName: deps.serverName }),
+    membership: new MembershipService({ timeline, serverName: deps.serverName, db: deps.db }),
     reader,
     relations: new RelationsReader({ db: deps.db, reader }),
     directory: new DirectoryService({ db: deps.db, timeline, serverName: deps.serverName }),

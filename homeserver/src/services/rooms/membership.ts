@@ -2,7 +2,7 @@ import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../../c
 import { parseUserId } from '../../core/ids.js';
 import type { JsonObject } from '../../core/json.js';
 import { encodeCanonicalJson } from '../../core/canonical_json.js';
-import type { Sql } from '../../storage/db.js';
+import type { Database, Sql } from '../../storage/db.js';
 import * as aliases from '../../storage/aliases.js';
 import * as events from '../../storage/events.js';
 import * as state from '../../storage/state.js';
@@ -27,7 +27,7 @@ export const thirdPartyInvitesUnsupported = () => forbidden('Third-party invites
 
 /** Joins, invites, leaves, kicks, bans and knocks: membership events whose legality the auth rules decide. */
 export class MembershipService {
-  constructor(private readonly deps: { timeline: TimelineService; serverName: string }) {}
+  constructor(private readonly deps: { timeline: TimelineService; serverName: string; db: Database }) {}
 
   /** A room id, or the room an alias of this server points to. */
   async resolveRoom(sql: Sql, idOrAlias: string): Promise<string> {
@@ -87,6 +87,31 @@ export class MembershipService {
       await this.appendMember(w, roomId, userId, userId, await this.memberContent(w.tx, userId, 'knock', reason));
       return roomId;
     });
+  }
+
+  /**
+   * After a profile change: a new join event with the current global displayname and avatar in
+   * every joined room whose member event differs. Each room is its own write, so one room that
+   * refuses (e.g. power levels) does not hold up the others; returns the rooms that failed.
+   */
+  async refreshProfile(userId: string): Promise<string[]> {
+    const failed: string[] = [];
+    const joined = await state.roomsWithMembership(this.deps.db, userId, 'join');
+    for (const roomId of joined) {
+      try {
+        await this.deps.timeline.write(async (w) => {
+          if ((await state.getMembership(w.tx, roomId, userId)) !== 'join') return;
+          const content = await this.memberContent(w.tx, userId, 'join');
+          const currentId = await state.getCurrentStateEventId(w.tx, roomId, 'm.room.member', userId);
+          const current = currentId ? (await events.getEvent(w.tx, currentId))?.event.content : undefined;
+          if (current && current.displayname === content.displayname && current.avatar_url === content.avatar_url) return;
+          await w.append(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content });
+        });
+      } catch {
+        failed.push(roomId);
+      }
+    }
+    return failed;
   }
 
   /** Leaving also rejects an invite or withdraws a knock; leaving a room already left is a no-op. */
