@@ -4,6 +4,7 @@ import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../core/logger.js';
 import { MatrixError } from '../core/errors.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { isProcessAlive } from '../core/process.js';
 
 /** What storage modules run queries on: the pool, or one open transaction. Placeholders are `?`. */
 export interface Sql {
@@ -156,7 +157,7 @@ function acquirePidLock(dataDir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(fs.readFileSync(file, 'utf8').trim());
-      if (pid && pid !== process.pid && isAlive(pid)) {
+      if (pid && pid !== process.pid && isProcessAlive(pid)) {
         throw new Error(
           `the embedded database in ${dataDir} is in use by process ${pid} (lock file ${file}); stop it first (or set HEARTH_DATABASE_URL)`,
           { cause: err },
@@ -168,11 +169,3 @@ function acquirePidLock(dataDir: string): () => void {
   throw new Error(`could not lock ${file}`);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -5,18 +5,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { tooLarge } from '../../core/errors.js';
+import { isProcessAlive } from '../../core/process.js';
 
 /** A temp file untouched this long belongs to no upload in progress (on whatever host). */
 const STALE_TEMP_MS = 3600_000;
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export interface StoredFile {
   sha256: string;
@@ -51,7 +44,7 @@ export class MediaStore {
       const stat = await fsp.stat(file).catch(() => null);
       if (!stat) continue;
       const m = /^(.+)\.(\d+)\./.exec(name);
-      const ownerGone = m !== null && m[1] === os.hostname() && Number(m[2]) !== process.pid && !isAlive(Number(m[2]));
+      const ownerGone = m !== null && m[1] === os.hostname() && Number(m[2]) !== process.pid && !isProcessAlive(Number(m[2]));
       if (ownerGone || m === null || now - stat.mtimeMs > STALE_TEMP_MS) {
         await fsp.rm(file, { force: true, recursive: true });
         removed++;
