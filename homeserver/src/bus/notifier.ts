@@ -4,7 +4,10 @@ import type { Logger } from '../core/logger.js';
 
 /** Something new was committed: which rooms and users it concerns, and its stream position. */
 export interface StreamChange {
+  /** Events stream position (0 for changes that are not room events). */
   position: number;
+  /** Set for an account-data change: its account-data stream position. */
+  accountData?: number;
   roomIds: string[];
   userIds: string[];
 }

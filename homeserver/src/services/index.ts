@@ -1,3 +1,4 @@
+import { AccountDataService } from './account_data.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Database } from '../storage/db.js';
@@ -33,6 +34,7 @@ export interface Services {
   media: MediaService;
   pushRules: PushRuleService;
   search: SearchService;
+  accountData: AccountDataService;
   reports: ReportService;
 }
 
@@ -81,5 +83,6 @@ export async function createServices(config: Config, logger: Logger, db: Databas
   const search = new SearchService({ db, reader: rooms.reader });
   const reports = new ReportService({ db });
   const pushRules = new PushRuleService(db);
-  return { tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
+  const accountData = new AccountDataService({ db, notifier: bus.notifier });
+  return { accountData, tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
 }

@@ -16,9 +16,10 @@ import { relationsArea } from './relations.js';
 import { clientMediaArea } from '../media.js';
 import { searchArea } from './search.js';
 import { reportsArea } from './reports.js';
+import { accountDataArea } from './account_data.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
-export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, directoryArea, searchArea, reportsArea];
+export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, directoryArea, searchArea, reportsArea, accountDataArea];
 
 /** Areas served under /_matrix/client/v1. */
 export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea];

@@ -5,7 +5,7 @@ import { isObject, type JsonObject } from '../../core/json.js';
 import type { Requester } from '../../services/auth/sessions.js';
 import type { StreamChange } from '../../bus/notifier.js';
 import { parseFilter, type Filter } from '../../services/sync/filter.js';
-import { formatToken, parseToken } from '../../services/sync/token.js';
+import { formatToken, parseToken, tokenAtOrBefore, type StreamToken } from '../../services/sync/token.js';
 import { syncFilterParam } from '../client/filter.js';
 
 /** Close codes of the WebSocket sync (protocol-spec/websocket-sync.md). */
@@ -44,10 +44,10 @@ export class SyncSocket {
   private filter: Filter = parseFilter({});
   private fullState = false;
   /** Where the next batch starts; undefined until the first (initial) batch. */
-  private from?: number;
+  private from?: Required<StreamToken>;
   /** Position of the last batch sent. */
-  private lastSent?: number;
-  private readonly inflight: number[] = [];
+  private lastSent?: Required<StreamToken>;
+  private readonly inflight: Required<StreamToken>[] = [];
   private dirty = false;
   private busy = false;
   private first = true;
@@ -153,7 +153,8 @@ export class SyncSocket {
       const requester = await this.deps.services.sessions.authenticate(msg.access_token);
       if (msg.since !== undefined && msg.since !== null) {
         if (typeof msg.since !== 'string') throw badJson("'since' must be a string");
-        this.from = parseToken(msg.since, 'since token').events;
+        const t = parseToken(msg.since, 'since token');
+        this.from = { events: t.events, accountData: t.accountData ?? 0 };
       }
       if (msg.full_state !== undefined && typeof msg.full_state !== 'boolean') throw badJson("'full_state' must be a boolean");
       this.fullState = msg.full_state === true;
@@ -172,7 +173,7 @@ export class SyncSocket {
         type: 'ready',
         user_id: requester.userId,
         device_id: requester.deviceId,
-        since: this.from === undefined ? null : formatToken({ events: this.from }),
+        since: this.from === undefined ? null : formatToken(this.from),
         max_unacked: this.deps.config.ws.maxUnacked,
         ping_interval_ms: this.deps.config.ws.pingIntervalMs,
       });
@@ -209,15 +210,15 @@ export class SyncSocket {
   }
 
   private onAck(raw: unknown): void {
-    let pos: number;
+    let pos: StreamToken;
     try {
       if (typeof raw !== 'string') throw badJson("'pos' must be a string");
-      pos = parseToken(raw, 'pos').events;
+      pos = parseToken(raw, 'pos');
     } catch (err) {
       return this.failWith(err);
     }
-    if (this.lastSent === undefined || pos > this.lastSent) return this.fail(CLOSE.protocol, 'M_INVALID_PARAM', 'Acknowledged a position that was not sent');
-    while (this.inflight.length > 0 && this.inflight[0]! <= pos) this.inflight.shift();
+    if (this.lastSent === undefined || !tokenAtOrBefore(pos, this.lastSent)) return this.fail(CLOSE.protocol, 'M_INVALID_PARAM', 'Acknowledged a position that was not sent');
+    while (this.inflight.length > 0 && tokenAtOrBefore(this.inflight[0]!, pos)) this.inflight.shift();
     this.pump();
   }
 
@@ -229,7 +230,10 @@ export class SyncSocket {
 
   private onChange(change: StreamChange): void {
     // Already covered by the last batch (position 0 carries no data: only "re-check the session").
-    if (change.position > 0 && this.from !== undefined && change.position <= this.from) return;
+    if (this.from !== undefined) {
+      if (change.accountData !== undefined && change.accountData <= this.from.accountData) return;
+      if (change.accountData === undefined && change.position > 0 && change.position <= this.from.events) return;
+    }
     this.dirty = true;
     this.pump();
   }
@@ -263,7 +267,7 @@ export class SyncSocket {
         {
           userId: r.userId,
           deviceId: r.deviceId,
-          since: initial ? undefined : { events: this.from! },
+          since: initial ? undefined : this.from,
           timeoutMs: 0,
           fullState: this.first && this.fullState,
           filter: this.filter,
@@ -279,11 +283,12 @@ export class SyncSocket {
         this.dirty = true;
       }
       if (!result.empty || initial) {
-        this.send({ type: 'sync', pos: formatToken({ events: result.position }), data: result.response });
-        this.inflight.push(result.position);
-        this.lastSent = result.position;
+        const pos = { events: result.position, accountData: result.accountData };
+        this.send({ type: 'sync', pos: formatToken(pos), data: result.response });
+        this.inflight.push(pos);
+        this.lastSent = pos;
       }
-      this.from = result.position;
+      this.from = { events: result.position, accountData: result.accountData };
     } catch (err) {
       this.failWith(err);
     }

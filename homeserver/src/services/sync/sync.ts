@@ -3,8 +3,9 @@ import type { Database, Sql } from '../../storage/db.js';
 import * as events from '../../storage/events.js';
 import * as stateStore from '../../storage/state.js';
 import * as syncStore from '../../storage/sync.js';
+import * as accountDataStore from '../../storage/account_data.js';
 import type { Notifier } from '../../bus/notifier.js';
-import { DEFAULT_TIMELINE_LIMIT, roomPasses, type Filter } from './filter.js';
+import { DEFAULT_TIMELINE_LIMIT, eventPasses, roomPasses, type Filter } from './filter.js';
 import { formatToken, type StreamToken } from './token.js';
 import { LazyMemberCache } from './lazy_members.js';
 import { syncRoom, type RoomSyncContext } from './room_sync.js';
@@ -23,8 +24,10 @@ type Json = Record<string, unknown>;
 
 export interface SyncResult {
   response: Json;
-  /** The position this response brings the client to (its `next_batch`). */
+  /** The events stream position this response brings the client to (its `next_batch`'s first part). */
   position: number;
+  /** The account-data stream position of `next_batch`. */
+  accountData: number;
   /** Nothing for the client: a long-poll keeps waiting. */
   empty: boolean;
   /** Rooms the user is joined to at `position` (what a waiter listens to). */
@@ -97,6 +100,19 @@ export class SyncService {
     const newest = await events.maxStreamOrdering(sql);
     if (since !== undefined && since > newest) throw new MatrixError(400, 'M_INVALID_PARAM', 'The since token is not one this server handed out');
     const pos = opts.windowed && since !== undefined ? await this.windowEnd(sql, req, since, newest) : newest;
+    // Account data: every change of the user in (since, newest] (an initial sync: all of it).
+    const adSince = since === undefined ? 0 : (req.since?.accountData ?? 0);
+    const adPos = await accountDataStore.maxStreamId(sql, req.userId);
+    if (adSince > adPos) throw new MatrixError(400, 'M_INVALID_PARAM', 'The since token is not one this server handed out');
+    const adChanges = await accountDataStore.changedBetween(sql, req.userId, adSince, adPos);
+    const globalData = adChanges.filter((c) => c.roomId === '' && eventPasses(f.accountData, { type: c.type, sender: req.userId }));
+    const roomData = new Map<string, Json[]>();
+    for (const c of adChanges) {
+      if (c.roomId === '' || !roomPasses(f.room.accountData, c.roomId) || !eventPasses(f.room.accountData, { type: c.type, sender: req.userId })) continue;
+      let list = roomData.get(c.roomId);
+      if (!list) roomData.set(c.roomId, (list = []));
+      list.push({ type: c.type, content: c.content });
+    }
 
     const memberships = await syncStore.membershipsAt(sql, req.userId, pos);
     const roomsWith = (...ms: string[]) => [...memberships].filter(([, m]) => ms.includes(m.membership)).map(([r]) => r);
@@ -116,9 +132,11 @@ export class SyncService {
     for (const roomId of joined) {
       if (!roomPasses(roomFilter, roomId)) continue;
       const newlyJoined = since !== undefined && latest.has(roomId) && before.get(roomId)?.membership !== 'join';
-      if (since !== undefined && !newlyJoined && !req.fullState && !withEvents.has(roomId)) continue;
+      if (since !== undefined && !newlyJoined && !req.fullState && !withEvents.has(roomId) && !roomData.has(roomId)) continue;
       const from = since === undefined || newlyJoined ? undefined : since;
-      rooms.join[roomId] = await syncRoom(ctx, roomId, { from, upTo: pos, full: from === undefined || req.fullState }, 'join');
+      const room = await syncRoom(ctx, roomId, { from, upTo: pos, full: from === undefined || req.fullState }, 'join');
+      room.account_data = { events: roomData.get(roomId) ?? [] };
+      rooms.join[roomId] = room;
     }
 
     for (const [kind, key] of [['invite', 'invite_state'], ['knock', 'knock_state']] as const) {
@@ -146,18 +164,19 @@ export class SyncService {
       rooms.leave[roomId] = await syncRoom(ctx, roomId, { from: since, upTo: leftAt, full }, 'leave');
     }
 
-    const empty = since !== undefined && Object.values(rooms).every((r) => Object.keys(r).length === 0);
+    const empty = since !== undefined && globalData.length === 0 && Object.values(rooms).every((r) => Object.keys(r).length === 0);
     lazy?.commit(pos);
     return {
       position: pos,
+      accountData: adPos,
       empty,
       joinedRooms: joined,
       complete: pos === newest,
       response: {
-        next_batch: formatToken({ events: pos }),
+        next_batch: formatToken({ events: pos, accountData: adPos }),
         rooms,
         presence: { events: [] },
-        account_data: { events: [] },
+        account_data: { events: globalData.map((c) => ({ type: c.type, content: c.content })) },
         to_device: { events: [] },
         device_lists: { changed: [], left: [] },
         device_one_time_keys_count: {},

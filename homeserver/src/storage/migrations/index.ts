@@ -5,6 +5,7 @@ import { media } from './0004_media.js';
 import { relations } from './0005_relations.js';
 import { pushRules } from './0006_push_rules.js';
 import { search } from './0007_search.js';
+import { accountData } from './0008_account_data.js';
 
 export interface Migration {
   version: number;
@@ -14,4 +15,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData];

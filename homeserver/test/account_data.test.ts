@@ -1,0 +1,188 @@
+// Account data (spec: "Client Config", account-data.yaml), room tags ("Room Tagging", tags.yaml)
+// and their delivery through /sync and the WebSocket sync: the account-data stream and the
+// two-part sync token `s<events>_<accountData>`.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import WebSocket from 'ws';
+import { startTestServer, registerUser, type TestServer, type Response } from './support/harness.js';
+import { beforeAll } from './support/hooks.js';
+import { formatToken, parseToken } from '../src/services/sync/token.js';
+
+type User = { user_id: string; access_token: string; device_id: string };
+const enc = encodeURIComponent;
+
+const api = (s: TestServer, u: User, method: string, path: string, body?: unknown): Promise<Response> =>
+  s.request(method, `/_matrix/client/v3${path}`, { token: u.access_token, body });
+
+function ok(res: Response, what: string): any {
+  assert.is(res.status, 200, `${what}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+async function sync(s: TestServer, u: User, q: Record<string, string | number> = {}): Promise<any> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) params.set(k, String(v));
+  return ok(await api(s, u, 'GET', `/sync?${params}`), 'sync');
+}
+
+const globalData = (body: any): Record<string, unknown> => Object.fromEntries(body.account_data.events.map((e: any) => [e.type, e.content]));
+const roomData = (body: any, roomId: string): Record<string, unknown> | undefined =>
+  body.rooms.join[roomId] && Object.fromEntries(body.rooms.join[roomId].account_data.events.map((e: any) => [e.type, e.content]));
+
+const t = suite<{ s: TestServer; alice: User; bob: User; roomId: string }>('account data');
+
+beforeAll(t, async (ctx) => {
+  ctx.s = await startTestServer();
+  ctx.alice = await registerUser(ctx.s, 'adalice');
+  ctx.bob = await registerUser(ctx.s, 'adbob');
+  ctx.roomId = ok(await api(ctx.s, ctx.alice, 'POST', '/createRoom', { name: 'AD' }), 'createRoom').room_id;
+});
+t.after(async (ctx) => {
+  await ctx.s?.close();
+});
+
+t('tokens: the two-part sync token round-trips; one-part tokens still parse', () => {
+  assert.equal(parseToken(formatToken({ events: 12, accountData: 3 })), { events: 12, accountData: 3 });
+  assert.is(formatToken({ events: 12, accountData: 3 }), 's12_3');
+  assert.is(formatToken({ events: 12 }), 's12');
+  assert.equal(parseToken('s12'), { events: 12, accountData: 0 });
+  assert.is(parseToken('s12_3_9').events, 12);
+  assert.throws(() => parseToken('s12_x'));
+});
+
+t('global and room account data: set, get, 404, 403 for other users, refused types', async ({ s, alice, bob, roomId }) => {
+  const me = enc(alice.user_id);
+  ok(await api(s, alice, 'PUT', `/user/${me}/account_data/org.example.cfg`, { a: 1 }), 'put global');
+  assert.equal(ok(await api(s, alice, 'GET', `/user/${me}/account_data/org.example.cfg`), 'get global'), { a: 1 });
+  ok(await api(s, alice, 'PUT', `/user/${me}/account_data/org.example.cfg`, { a: 2 }), 'replace global');
+  assert.equal(ok(await api(s, alice, 'GET', `/user/${me}/account_data/org.example.cfg`), 'get global'), { a: 2 });
+  ok(await api(s, alice, 'PUT', `/user/${me}/rooms/${enc(roomId)}/account_data/org.example.room`, { r: true }), 'put room');
+  assert.equal(ok(await api(s, alice, 'GET', `/user/${me}/rooms/${enc(roomId)}/account_data/org.example.room`), 'get room'), { r: true });
+
+  const missing = await api(s, alice, 'GET', `/user/${me}/account_data/org.example.none`);
+  assert.is(missing.status, 404);
+  assert.is(missing.body.errcode, 'M_NOT_FOUND');
+  // Room data is not global data.
+  assert.is((await api(s, alice, 'GET', `/user/${me}/account_data/org.example.room`)).status, 404);
+
+  for (const [method, path] of [
+    ['PUT', `/user/${me}/account_data/org.example.cfg`],
+    ['GET', `/user/${me}/account_data/org.example.cfg`],
+    ['PUT', `/user/${me}/rooms/${enc(roomId)}/account_data/x`],
+    ['GET', `/user/${me}/rooms/${enc(roomId)}/tags`],
+    ['PUT', `/user/${me}/rooms/${enc(roomId)}/tags/u.x`],
+  ] as const) {
+    const res = await api(s, bob, method, path, method === 'PUT' ? {} : undefined);
+    assert.is(res.status, 403, `${method} ${path}`);
+    assert.is(res.body.errcode, 'M_FORBIDDEN');
+  }
+  for (const type of ['m.fully_read', 'm.push_rules']) {
+    const res = await api(s, alice, 'PUT', `/user/${me}/account_data/${type}`, {});
+    assert.is(res.status, 405, type);
+    assert.is(res.body.errcode, 'M_BAD_JSON');
+  }
+  const badRoom = await api(s, alice, 'PUT', `/user/${me}/rooms/not-a-room/account_data/x`, {});
+  assert.is(badRoom.status, 400);
+  assert.is(badRoom.body.errcode, 'M_INVALID_PARAM');
+  const array = await s.request('PUT', `/_matrix/client/v3/user/${me}/account_data/x`, { token: alice.access_token, body: [1] });
+  assert.is(array.status, 400);
+  const big = await api(s, alice, 'PUT', `/user/${me}/account_data/org.example.big`, { x: 'y'.repeat(70_000) });
+  assert.ok(big.status === 413 || big.status === 400, String(big.status));
+});
+
+t('tags: put with order, get, delete; order is validated', async ({ s, alice, roomId }) => {
+  const base = `/user/${enc(alice.user_id)}/rooms/${enc(roomId)}/tags`;
+  ok(await api(s, alice, 'PUT', `${base}/u.work`, { order: 0.25 }), 'put tag');
+  ok(await api(s, alice, 'PUT', `${base}/m.favourite`, {}), 'put tag');
+  assert.equal(ok(await api(s, alice, 'GET', base), 'get tags'), { tags: { 'u.work': { order: 0.25 }, 'm.favourite': {} } });
+  const bad = await api(s, alice, 'PUT', `${base}/u.bad`, { order: 'first' });
+  assert.is(bad.status, 400);
+  ok(await api(s, alice, 'DELETE', `${base}/u.work`), 'delete tag');
+  assert.equal(ok(await api(s, alice, 'GET', base), 'get tags'), { tags: { 'm.favourite': {} } });
+});
+
+t('initial sync has all account data; incremental only the changes; m.direct and ignored users are stored', async ({ s, alice, roomId }) => {
+  const me = enc(alice.user_id);
+  const initial = await sync(s, alice);
+  assert.match(initial.next_batch, /^s\d+_\d+$/);
+  assert.equal(globalData(initial)['org.example.cfg'], { a: 2 });
+  assert.equal(roomData(initial, roomId)?.['m.tag'], { tags: { 'm.favourite': {} } });
+  assert.equal(roomData(initial, roomId)?.['org.example.room'], { r: true });
+
+  const quiet = await sync(s, alice, { since: initial.next_batch });
+  assert.equal(quiet.account_data.events, []);
+  assert.equal(quiet.rooms.join, {}, 'nothing changed');
+
+  ok(await api(s, alice, 'PUT', `/user/${me}/account_data/m.direct`, { [alice.user_id]: [roomId] }), 'm.direct');
+  ok(await api(s, alice, 'PUT', `/user/${me}/account_data/m.ignored_user_list`, { ignored_users: { '@x:hearth.test': {} } }), 'ignore');
+  ok(await api(s, alice, 'PUT', `/user/${me}/rooms/${enc(roomId)}/tags/u.later`, { order: 0.5 }), 'tag');
+  const inc = await sync(s, alice, { since: initial.next_batch });
+  assert.equal(globalData(inc), { 'm.direct': { [alice.user_id]: [roomId] }, 'm.ignored_user_list': { ignored_users: { '@x:hearth.test': {} } } });
+  // The room appears with only its account-data change (no new events).
+  assert.equal(inc.rooms.join[roomId].timeline.events, []);
+  assert.equal(roomData(inc, roomId), { 'm.tag': { tags: { 'm.favourite': {}, 'u.later': { order: 0.5 } } } });
+
+  // An old one-part token is accepted (its account-data position reads as 0: everything again).
+  const old = `s${parseToken(inc.next_batch).events}`;
+  const fromOld = await sync(s, alice, { since: old });
+  assert.ok(fromOld.account_data.events.length >= 3);
+  assert.is(parseToken(fromOld.next_batch).accountData, parseToken(inc.next_batch).accountData);
+  // A token from the future is refused.
+  const res = await api(s, alice, 'GET', `/sync?since=s1_999999999`);
+  assert.is(res.status, 400);
+});
+
+t('a waiting long-poll wakes on an account-data change', async ({ s, alice }) => {
+  const since = (await sync(s, alice)).next_batch;
+  const started = Date.now();
+  const waiting = sync(s, alice, { since, timeout: 10_000 });
+  await new Promise((r) => setTimeout(r, 200));
+  ok(await api(s, alice, 'PUT', `/user/${enc(alice.user_id)}/account_data/org.example.wake`, { n: 1 }), 'put');
+  const body = await waiting;
+  assert.ok(Date.now() - started < 5_000, 'woke early');
+  assert.equal(globalData(body), { 'org.example.wake': { n: 1 } });
+});
+
+t('WebSocket sync delivers an account-data change and accepts the two-part ack', async ({ s, alice }) => {
+  const base = await s.listen();
+  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/_hearth/client/v1/sync/ws');
+  const frames: any[] = [];
+  let wake = () => {};
+  ws.on('message', (d) => {
+    frames.push(JSON.parse(d.toString()));
+    wake();
+  });
+  const next = async (): Promise<any> => {
+    const deadline = Date.now() + 10_000;
+    while (frames.length === 0 && Date.now() < deadline) await new Promise<void>((r) => ((wake = r), setTimeout(r, 200)));
+    return frames.shift();
+  };
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  ws.send(JSON.stringify({ type: 'auth', access_token: alice.access_token }));
+  assert.is((await next()).type, 'ready');
+  const first = await next();
+  assert.is(first.type, 'sync');
+  assert.match(first.pos, /^s\d+_\d+$/);
+  assert.equal(globalData(first.data)['org.example.wake'], { n: 1 });
+  ws.send(JSON.stringify({ type: 'ack', pos: first.pos }));
+  ok(await api(s, alice, 'PUT', `/user/${enc(alice.user_id)}/account_data/org.example.ws`, { via: 'ws' }), 'put');
+  const second = await next();
+  assert.is(second?.type, 'sync', JSON.stringify(second));
+  assert.equal(globalData(second.data), { 'org.example.ws': { via: 'ws' } });
+  assert.is(parseToken(second.pos).events, parseToken(first.pos).events);
+  assert.ok(parseToken(second.pos).accountData! > parseToken(first.pos).accountData!);
+  ws.send(JSON.stringify({ type: 'ack', pos: second.pos }));
+  // Acknowledging a position that was not sent (account-data part ahead) is a protocol error.
+  const p = parseToken(second.pos);
+  ws.send(JSON.stringify({ type: 'ack', pos: formatToken({ events: p.events, accountData: p.accountData! + 5 }) }));
+  const err = await next();
+  assert.is(err?.errcode, 'M_INVALID_PARAM');
+  // The server closes the socket (protocol error); let the close handshake finish.
+  assert.is(await closed, 4000);
+});
+
+t.run();
