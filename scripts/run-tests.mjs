@@ -15,7 +15,8 @@
 //                               root or absolute) replacing the workspace discovery
 //   HEARTH_TEST_TIMEOUT_MS      kill a run after this long (default 1800000 = 30 min)
 //   HEARTH_TEST_EXIT_GRACE_MS   a run that printed its summary but has not exited after this
-//                               long (open handles) is killed and counted as failed (default 10000)
+//                               long (open handles) is killed and counted as failed (default 30000); before the
+//                               kill it is asked (SIGUSR2) to print its open handles
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -24,11 +25,12 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const uvuBin = path.join(root, 'node_modules', 'uvu', 'bin.js');
 const tsxUrl = import.meta.resolve('tsx'); // absolute, so test folders outside the repo work too
+const handlesUrl = new URL('./report-handles.mjs', import.meta.url).href;
 const TEST_FILE = /\.test\.ts$/i;
 const UVU_PATTERN = '\\.test\\.ts$';
 const UVU_IGNORES = [/^.git/i, /node_modules/i]; // the names uvu itself never descends into
 const TIMEOUT_MS = Number(process.env.HEARTH_TEST_TIMEOUT_MS ?? 30 * 60_000);
-const EXIT_GRACE_MS = Number(process.env.HEARTH_TEST_EXIT_GRACE_MS ?? 10_000);
+const EXIT_GRACE_MS = Number(process.env.HEARTH_TEST_EXIT_GRACE_MS ?? 30_000);
 
 // ---- arguments: uvu flags pass through, positional arguments are file filters ----
 const uvuFlags = [];
@@ -130,7 +132,7 @@ const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 function runUvu(testDir, pattern) {
   const cwd = path.dirname(testDir); // the workspace folder, like `npm test -w <ws>` would use
   const env = { ...process.env };
-  env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${tsxUrl} --conditions=source`.trim();
+  env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import ${tsxUrl} --import ${handlesUrl} --conditions=source`.trim();
   // Without a tsconfig.json tsx compiles decorators as TC39 ones; use the type-check config instead.
   if (!env.TSX_TSCONFIG_PATH && !existsSync(path.join(cwd, 'tsconfig.json'))) {
     const check = path.join(cwd, 'tsconfig.check.json');
@@ -159,7 +161,12 @@ function runUvu(testDir, pattern) {
       if (!graceTimer && /Duration:/.test(strip(tail))) {
         graceTimer = setTimeout(() => {
           note = `still running ${EXIT_GRACE_MS} ms after its summary (open handles?), killed`;
-          killGroup(child, 'SIGKILL');
+          try {
+            child.kill('SIGUSR2'); // report-handles.mjs prints what is still open
+          } catch {
+            /* already gone */
+          }
+          setTimeout(() => killGroup(child, 'SIGKILL'), 1000);
         }, EXIT_GRACE_MS);
       }
     });

@@ -1,0 +1,17 @@
+// Loaded into test runs by run-tests.mjs: on SIGUSR2 it prints what keeps the process alive, so a
+// run that hangs after its summary names its open handles before it is killed.
+process.on('SIGUSR2', () => {
+  const describe = (h) => {
+    const name = h?.constructor?.name ?? typeof h;
+    if (name === 'Timeout') return `Timeout(${h._idleTimeout} ms${h._repeat ? ', repeating' : ''})`;
+    if (name === 'Socket' || name === 'TLSSocket') return `${name}(${h.remoteAddress ?? h.localAddress ?? '?'}:${h.remotePort ?? h.localPort ?? '?'})`;
+    if (name === 'Server') return `Server(${JSON.stringify(h.address?.())})`;
+    return name;
+  };
+  const handles = process._getActiveHandles().map(describe);
+  const requests = process._getActiveRequests().map(describe);
+  const resources = process.getActiveResourcesInfo().join(', ');
+  process.stderr.write(
+    `\n[open resources] ${resources || 'none'}\n[open handles] ${handles.join(', ') || 'none'}\n[open requests] ${requests.join(', ') || 'none'}\n`,
+  );
+});
