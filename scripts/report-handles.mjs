@@ -15,3 +15,20 @@ process.on('SIGUSR2', () => {
     `\n[open resources] ${resources || 'none'}\n[open handles] ${handles.join(', ') || 'none'}\n[open requests] ${requests.join(', ') || 'none'}\n`,
   );
 });
+
+// With HEARTH_TEST_TRACE_TIMERS=1, also remember where each live timer was created (costly: debug only).
+if (process.env.HEARTH_TEST_TRACE_TIMERS === '1') {
+  const { createHook } = await import('node:async_hooks');
+  const live = new Map();
+  createHook({
+    init(id, type) {
+      if (type === 'Timeout') live.set(id, new Error().stack.split('\n').slice(3, 9).join(' | '));
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  }).enable();
+  process.on('SIGUSR2', () => {
+    for (const stack of live.values()) process.stderr.write(`[live timer] ${stack}\n`);
+  });
+}

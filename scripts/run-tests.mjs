@@ -17,6 +17,7 @@
 //   HEARTH_TEST_EXIT_GRACE_MS   a run that printed its summary but has not exited after this
 //                               long (open handles) is killed and counted as failed (default 30000); before the
 //                               kill it is asked (SIGUSR2) to print its open handles
+//   HEARTH_TEST_TRACE_TIMERS=1   (debugging) that report also names where each live timer was created
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
