@@ -1,5 +1,27 @@
 // Loaded into test runs by run-tests.mjs: on SIGUSR2 it prints what keeps the process alive, so a
 // run that hangs after its summary names its open handles before it is killed.
+//
+// uvu never exits by itself: it waits for the event loop to empty. Once its summary is printed the
+// results are final, so a leftover timer must not turn a green run red (or hold CI): after
+// HEARTH_TEST_EXIT_AFTER_SUMMARY_MS (default 5000) the run reports what was still open, loudly,
+// and exits with uvu's own exit code.
+const exitAfterSummaryMs = Number(process.env.HEARTH_TEST_EXIT_AFTER_SUMMARY_MS ?? 5000);
+if (exitAfterSummaryMs > 0) {
+  const write = process.stdout.write.bind(process.stdout);
+  let armed = false;
+  process.stdout.write = (chunk, ...rest) => {
+    if (!armed && /Duration:/.test(String(chunk))) {
+      armed = true;
+      setTimeout(() => {
+        process.stderr.write(`\n[warning] still running ${exitAfterSummaryMs} ms after the summary; open resources below. Exiting with uvu's code.\n`);
+        process.emit('SIGUSR2');
+        process.exit(process.exitCode ?? 0);
+      }, exitAfterSummaryMs).unref();
+    }
+    return write(chunk, ...rest);
+  };
+}
+
 process.on('SIGUSR2', () => {
   const describe = (h) => {
     const name = h?.constructor?.name ?? typeof h;

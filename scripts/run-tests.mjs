@@ -18,6 +18,8 @@
 //                               long (open handles) is killed and counted as failed (default 30000); before the
 //                               kill it is asked (SIGUSR2) to print its open handles
 //   HEARTH_TEST_TRACE_TIMERS=1   (debugging) that report also names where each live timer was created
+//   HEARTH_TEST_EXIT_AFTER_SUMMARY_MS  a run still alive this long after uvu's summary prints its open
+//                               resources and exits with uvu's code (default 5000; 0 disables)
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';

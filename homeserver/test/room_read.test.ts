@@ -87,6 +87,18 @@ t('a user who left reads up to their leave, with the state as it was then', asyn
   assertError(await get(s, bob, roomId, '/joined_members'), 403, 'M_FORBIDDEN');
 });
 
+t('shared history: a user who left still sees what came before their join, not what came after their leave', async ({ s, alice, bob }) => {
+  const roomId = await createRoom(s, alice, { preset: 'public_chat' }); // history_visibility shared
+  const early = await send(s, alice, roomId, 'before bob joined');
+  await join(s, bob, roomId);
+  await send(s, alice, roomId, 'while bob was in');
+  ok(await api(s, bob, 'POST', `/rooms/${enc(roomId)}/leave`, {}));
+  await send(s, alice, roomId, 'after bob left');
+  // Spec: "shared" events are visible to a user who joined at any point after them.
+  assert.equal(bodies((await messages(s, bob, roomId, 'dir=b&limit=50')).chunk), ['while bob was in', 'before bob joined']);
+  ok(await get(s, bob, roomId, `/event/${enc(early)}`));
+});
+
 t('/members: at, membership, not_membership (together an "or"); /joined_members shape', async ({ s, alice, bob, carol, dave }) => {
   ok(await api(s, bob, 'PUT', `/profile/${enc(bob.user_id)}/displayname`, { displayname: 'Bob B' }));
   const roomId = await createRoom(s, alice, { preset: 'public_chat' });

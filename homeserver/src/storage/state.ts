@@ -138,3 +138,12 @@ export async function roomsWithMembership(sql: Sql, userId: string, membership: 
 export async function loadSnapshotKeys(sql: Sql, snapshotId: number, keys: [string, string][]): Promise<StateMap> {
   return keys.length === 0 ? new Map() : readSnapshot(sql, snapshotId, keys);
 }
+
+/** The stream position of the user's most recent join to the room, if they ever joined. */
+export async function lastJoinPosition(sql: Sql, roomId: string, userId: string): Promise<number | undefined> {
+  const rows = await sql.query<{ pos: string | null }>(
+    `select max(stream_ordering) as pos from membership_changes where user_id = ? and room_id = ? and membership = 'join'`,
+    [userId, roomId],
+  );
+  return rows[0]?.pos == null ? undefined : Number(rows[0].pos);
+}

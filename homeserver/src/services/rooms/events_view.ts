@@ -128,6 +128,9 @@ export async function filterVisible(sql: Sql, userId: string, stored: StoredEven
   if (stored.length === 0) return [];
   const roomId = stored[0]!.event.room_id;
   const current = await state.getMembership(sql, roomId, userId);
+  // "shared": visible to a user who is joined now or joined at any point after the event.
+  const lastJoin = current === 'join' ? undefined : await state.lastJoinPosition(sql, roomId, userId);
+  const joinedAfter = (s: StoredEvent) => current === 'join' || (lastJoin !== undefined && s.streamOrdering !== null && lastJoin > s.streamOrdering);
   const bySnapshot = new Map<number, { visibility: string; membership: string | undefined }>();
   const out: StoredEvent[] = [];
   for (const s of stored) {
@@ -146,7 +149,8 @@ export async function filterVisible(sql: Sql, userId: string, stored: StoredEven
       v = { visibility: typeof hv === 'string' ? hv : 'shared', membership: typeof m === 'string' ? m : undefined };
       bySnapshot.set(s.stateAfter, v);
     }
-    if (isVisible(v.visibility, v.membership, current) || (await visibleBefore(sql, userId, s, v, current, lookups))) out.push(s);
+    const later = joinedAfter(s);
+    if (isVisible(v.visibility, v.membership, later) || (await visibleBefore(sql, userId, s, v, later, lookups))) out.push(s);
   }
   return out;
 }
@@ -160,20 +164,21 @@ async function visibleBefore(
   userId: string,
   s: StoredEvent,
   after: { visibility: string; membership: string | undefined },
-  current: string | undefined,
+  joinedAfter: boolean,
   lookups: ImmutableLookups,
 ): Promise<boolean> {
   const own = s.event.type === 'm.room.member' && s.event.state_key === userId;
   if (!own && s.event.type !== 'm.room.history_visibility') return false;
   const prev = s.replacesState ? (await lookups.pdusOf(sql, [s.replacesState])).get(s.replacesState)?.content : undefined;
-  if (own) return isVisible(after.visibility, typeof prev?.membership === 'string' ? prev.membership : undefined, current);
-  return isVisible(typeof prev?.history_visibility === 'string' ? prev.history_visibility : 'shared', after.membership, current);
+  if (own) return isVisible(after.visibility, typeof prev?.membership === 'string' ? prev.membership : undefined, joinedAfter);
+  return isVisible(typeof prev?.history_visibility === 'string' ? prev.history_visibility : 'shared', after.membership, joinedAfter);
 }
 
-export function isVisible(visibility: string, membershipAtEvent: string | undefined, currentMembership: string | undefined): boolean {
+/** `joinedAfter`: the user is joined now, or joined at some point after the event. */
+export function isVisible(visibility: string, membershipAtEvent: string | undefined, joinedAfter: boolean): boolean {
   if (visibility === 'world_readable') return true;
   if (membershipAtEvent === 'join') return true;
-  if (visibility === 'shared') return currentMembership === 'join';
+  if (visibility === 'shared') return joinedAfter;
   if (visibility === 'invited') return membershipAtEvent === 'invite';
   return false;
 }
