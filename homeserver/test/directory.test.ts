@@ -1,20 +1,8 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
-import { api, assertError, createRoom, enc, join, ok, putState, stateMap, type User } from './support/rooms.js';
+import { api, assertError, createRoom, enc, join, ok, putState, stateMap, suiteWithUsers, type User } from './support/rooms.js';
 
-const t = suite<{ s: TestServer; alice: User; bob: User; carol: User }>('rooms: aliases and the published room directory');
-
-beforeAll(t, async (ctx) => {
-  ctx.s = await startTestServer();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.carol = await registerUser(ctx.s, 'carol');
-});
-t.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const t = suiteWithUsers('rooms: aliases and the published room directory', ['alice', 'bob', 'carol'] as const);
 
 const aliasPath = (alias: string) => `/directory/room/${enc(alias)}`;
 const canonical = async (s: TestServer, u: User, roomId: string) => (await stateMap(s, u, roomId)).get('m.room.canonical_alias|')?.content;

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestServer, registerUser, type TestServer } from './support/harness.js';
+import { DEFAULT_OVERRIDE, DEFAULT_UNDERRIDE } from './support/push.js';
 
 const t = suite<{ s: TestServer }>('push rules');
 
@@ -15,19 +16,6 @@ const P = '/_matrix/client/v3/pushrules';
 const rulePath = (kind: string, ruleId: string, suffix = '') => `${P}/global/${kind}/${encodeURIComponent(ruleId)}${suffix}`;
 const ids = (rules: { rule_id: string }[]) => rules.map((r) => r.rule_id);
 
-const DEFAULT_OVERRIDE = [
-  '.m.rule.master',
-  '.m.rule.suppress_notices',
-  '.m.rule.invite_for_me',
-  '.m.rule.member_event',
-  '.m.rule.is_user_mention',
-  '.m.rule.is_room_mention',
-  '.m.rule.tombstone',
-  '.m.rule.reaction',
-  '.m.rule.room.server_acl',
-  '.m.rule.suppress_edits',
-];
-const DEFAULT_UNDERRIDE = ['.m.rule.call', '.m.rule.encrypted_room_one_to_one', '.m.rule.room_one_to_one', '.m.rule.message', '.m.rule.encrypted'];
 
 t('defaults: the spec server-default rules in order, the user id filled in; single rules readable', async ({ s }) => {
   const u = await registerUser(s, 'pdefaults');

@@ -1,21 +1,8 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
-import { api, assertError, createRoom, enc, invite, join, newTxn, ok, putState, send, type User } from './support/rooms.js';
+import { type TestServer } from './support/harness.js';
+import { api, assertError, createRoom, enc, invite, join, newTxn, ok, putState, send, suiteWithUsers, type User } from './support/rooms.js';
 
-const t = suite<{ s: TestServer; alice: User; bob: User; carol: User; dave: User }>('relations: reactions, edits, threads, references');
-
-beforeAll(t, async (ctx) => {
-  ctx.s = await startTestServer();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.carol = await registerUser(ctx.s, 'carol');
-  ctx.dave = await registerUser(ctx.s, 'dave');
-});
-t.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const t = suiteWithUsers('relations: reactions, edits, threads, references', ['alice', 'bob', 'carol', 'dave'] as const);
 
 /** A client-server v1 GET as `u`. */
 const v1 = (s: TestServer, u: User, path: string) => s.request('GET', `/_matrix/client/v1${path}`, { token: u.access_token });

@@ -1,20 +1,8 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
-import { api, assertError, createRoom, enc, invite, join, ok, putState, stateMap, type User } from './support/rooms.js';
+import { type TestServer } from './support/harness.js';
+import { api, assertError, createRoom, enc, invite, join, ok, putState, stateMap, suiteWithUsers, type User } from './support/rooms.js';
 
-const t = suite<{ s: TestServer; alice: User; bob: User; carol: User }>('rooms: createRoom and membership');
-
-beforeAll(t, async (ctx) => {
-  ctx.s = await startTestServer();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.carol = await registerUser(ctx.s, 'carol');
-});
-t.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const t = suiteWithUsers('rooms: createRoom and membership', ['alice', 'bob', 'carol'] as const);
 
 const membership = async (s: TestServer, viewer: User, roomId: string, userId: string) =>
   (await stateMap(s, viewer, roomId)).get(`m.room.member|${userId}`)?.content.membership;

@@ -1,21 +1,8 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
-import { api, assertError, bodies, createRoom, enc, invite, join, ok, putState, send, type User } from './support/rooms.js';
+import { type TestServer } from './support/harness.js';
+import { api, assertError, bodies, createRoom, enc, invite, join, ok, putState, send, suiteWithUsers, type User } from './support/rooms.js';
 
-const t = suite<{ s: TestServer; alice: User; bob: User; carol: User; dave: User }>('rooms: reading state, members and history');
-
-beforeAll(t, async (ctx) => {
-  ctx.s = await startTestServer();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.carol = await registerUser(ctx.s, 'carol');
-  ctx.dave = await registerUser(ctx.s, 'dave');
-});
-t.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const t = suiteWithUsers('rooms: reading state, members and history', ['alice', 'bob', 'carol', 'dave'] as const);
 
 const get = async (s: TestServer, u: User, roomId: string, rest: string) => api(s, u, 'GET', `/rooms/${enc(roomId)}${rest}`);
 const messages = async (s: TestServer, u: User, roomId: string, query: string) => ok(await get(s, u, roomId, `/messages?${query}`), `messages?${query}`);

@@ -1,22 +1,9 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
-import { api, assertError, createRoom, enc, invite, join, newTxn, ok, putState, send, type User } from './support/rooms.js';
+import { registerUser, type TestServer } from './support/harness.js';
+import { api, assertError, createRoom, enc, invite, join, newTxn, ok, putState, send, suiteWithUsers, type User } from './support/rooms.js';
 import { listReports } from '../src/storage/reports.js';
 
-const t = suite<{ s: TestServer; alice: User; bob: User; carol: User; dave: User }>('search, user directory, reports');
-
-beforeAll(t, async (ctx) => {
-  ctx.s = await startTestServer();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.carol = await registerUser(ctx.s, 'carol');
-  ctx.dave = await registerUser(ctx.s, 'dave');
-});
-t.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const t = suiteWithUsers('search, user directory, reports', ['alice', 'bob', 'carol', 'dave'] as const);
 
 /** `POST /search` for room events; returns `room_events` of the answer. */
 async function search(s: TestServer, u: User, roomEvents: Record<string, unknown>, nextBatch?: string): Promise<any> {

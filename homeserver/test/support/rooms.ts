@@ -1,3 +1,6 @@
+import { suite, type Test } from 'uvu';
+import { startTestServer, registerUser } from './harness.js';
+import { beforeAll } from './hooks.js';
 import * as assert from 'uvu/assert';
 import type { Response, TestServer } from './harness.js';
 
@@ -57,3 +60,20 @@ export async function stateMap(s: TestServer, u: User, roomId: string): Promise<
 
 /** Bodies of the m.room.message events of a /messages chunk, in chunk order. */
 export const bodies = (chunk: any[]): string[] => chunk.filter((e) => e.type === 'm.room.message').map((e) => e.content.body);
+
+/**
+ * A suite with its own test server and these registered users (context keys = localparts);
+ * the server and its database go away after the suite.
+ */
+export function suiteWithUsers<N extends string>(name: string, localparts: readonly N[]): Test<{ s: TestServer } & Record<N, User>> {
+  type Ctx = { s: TestServer } & Record<N, User>;
+  const t = suite<Ctx>(name);
+  beforeAll(t, async (ctx) => {
+    ctx.s = await startTestServer();
+    for (const l of localparts) (ctx as Record<string, unknown>)[l] = await registerUser(ctx.s, l);
+  });
+  t.after(async (ctx) => {
+    await ctx.s?.close();
+  });
+  return t;
+}
