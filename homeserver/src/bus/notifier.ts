@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/logger.js';
+import type { ExtraStream } from '../services/sync/token.js';
 
 /** Something new was committed: which rooms and users it concerns, and its stream position. */
 export interface StreamChange {
   /** Events stream position (0 for changes that are not room events). */
   position: number;
-  /** Set for an account-data change: its account-data stream position. */
-  accountData?: number;
+  /** Positions in the other streams this change reached (e.g. `{ receipts: 12 }`). */
+  streams?: Partial<Record<ExtraStream, number>>;
   roomIds: string[];
   userIds: string[];
 }

@@ -48,7 +48,7 @@ export class AccountDataService {
       await store.upsert(tx, userId, roomId, type, content, streamId);
       return streamId;
     });
-    this.deps.notifier.notify({ position: 0, accountData: id, roomIds: [], userIds: [userId] });
+    this.deps.notifier.notify({ position: 0, streams: { accountData: id }, roomIds: [], userIds: [userId] });
   }
 
   async tags(userId: string, roomId: string): Promise<Json> {

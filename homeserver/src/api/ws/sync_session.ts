@@ -5,7 +5,7 @@ import { isObject, type JsonObject } from '../../core/json.js';
 import type { Requester } from '../../services/auth/sessions.js';
 import type { StreamChange } from '../../bus/notifier.js';
 import { parseFilter, type Filter } from '../../services/sync/filter.js';
-import { formatToken, parseToken, tokenAtOrBefore, type StreamToken } from '../../services/sync/token.js';
+import { formatToken, parseToken, tokenAtOrBefore, type ExtraStream, type StreamToken } from '../../services/sync/token.js';
 import { syncFilterParam } from '../client/filter.js';
 
 /** Close codes of the WebSocket sync (protocol-spec/websocket-sync.md). */
@@ -153,8 +153,7 @@ export class SyncSocket {
       const requester = await this.deps.services.sessions.authenticate(msg.access_token);
       if (msg.since !== undefined && msg.since !== null) {
         if (typeof msg.since !== 'string') throw badJson("'since' must be a string");
-        const t = parseToken(msg.since, 'since token');
-        this.from = { events: t.events, accountData: t.accountData ?? 0 };
+        this.from = parseToken(msg.since, 'since token');
       }
       if (msg.full_state !== undefined && typeof msg.full_state !== 'boolean') throw badJson("'full_state' must be a boolean");
       this.fullState = msg.full_state === true;
@@ -230,10 +229,7 @@ export class SyncSocket {
 
   private onChange(change: StreamChange): void {
     // Already covered by the last batch (position 0 carries no data: only "re-check the session").
-    if (this.from !== undefined) {
-      if (change.accountData !== undefined && change.accountData <= this.from.accountData) return;
-      if (change.accountData === undefined && change.position > 0 && change.position <= this.from.events) return;
-    }
+    if (this.from !== undefined && changeCovered(change, this.from)) return;
     this.dirty = true;
     this.pump();
   }
@@ -283,12 +279,11 @@ export class SyncSocket {
         this.dirty = true;
       }
       if (!result.empty || initial) {
-        const pos = { events: result.position, accountData: result.accountData };
-        this.send({ type: 'sync', pos: formatToken(pos), data: result.response });
-        this.inflight.push(pos);
-        this.lastSent = pos;
+        this.send({ type: 'sync', pos: formatToken(result.token), data: result.response });
+        this.inflight.push(result.token);
+        this.lastSent = result.token;
       }
-      this.from = { events: result.position, accountData: result.accountData };
+      this.from = result.token;
     } catch (err) {
       this.failWith(err);
     }
@@ -311,6 +306,14 @@ export class SyncSocket {
       else this.pump(); // the send buffer drained a little
     });
   }
+}
+
+/** Whether a change is already covered by a batch that reached `from`. */
+function changeCovered(change: StreamChange, from: Required<StreamToken>): boolean {
+  const streams = Object.entries(change.streams ?? {}) as [ExtraStream, number][];
+  // Position 0 and no stream: no data, only "re-check the session".
+  if (streams.length === 0) return change.position > 0 && change.position <= from.events;
+  return streams.every(([name, pos]) => pos <= from[name]) && change.position <= from.events;
 }
 
 function sameRooms(a: Set<string>, b: string[]): boolean {

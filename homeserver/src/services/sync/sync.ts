@@ -6,7 +6,8 @@ import * as syncStore from '../../storage/sync.js';
 import * as accountDataStore from '../../storage/account_data.js';
 import type { Notifier } from '../../bus/notifier.js';
 import { DEFAULT_TIMELINE_LIMIT, eventPasses, roomPasses, type Filter } from './filter.js';
-import { formatToken, type StreamToken } from './token.js';
+import { EXTRA_STREAMS, formatToken, type StreamToken } from './token.js';
+import type { RoomDecorator, SyncStream, SyncStreamPart } from './streams.js';
 import { LazyMemberCache } from './lazy_members.js';
 import { syncRoom, type RoomSyncContext } from './room_sync.js';
 import { SyncCache } from './cache.js';
@@ -16,6 +17,8 @@ export interface SyncRequest {
   deviceId: string;
   since?: StreamToken;
   timeoutMs: number;
+  /** `set_presence` (/sync only). */
+  setPresence?: 'online' | 'offline' | 'unavailable';
   fullState: boolean;
   filter: Filter;
 }
@@ -24,10 +27,8 @@ type Json = Record<string, unknown>;
 
 export interface SyncResult {
   response: Json;
-  /** The events stream position this response brings the client to (its `next_batch`'s first part). */
-  position: number;
-  /** The account-data stream position of `next_batch`. */
-  accountData: number;
+  /** Every stream position of `next_batch`. */
+  token: Required<StreamToken>;
   /** Nothing for the client: a long-poll keeps waiting. */
   empty: boolean;
   /** Rooms the user is joined to at `position` (what a waiter listens to). */
@@ -60,7 +61,21 @@ export class SyncService {
   /** Immutable data shared by every sync of this process (bounded). */
   readonly cache = new SyncCache();
 
+  private readonly streams: SyncStream[] = [];
+  private readonly decorators: RoomDecorator[] = [];
+
   constructor(private readonly deps: { db: Database; notifier: Notifier; maxTimeoutMs: number }) {}
+
+  /** Registers a non-event stream (receipts, typing, presence, to-device, device lists). */
+  addStream(stream: SyncStream): void {
+    if (this.streams.some((s) => s.name === stream.name)) throw new Error(`stream ${stream.name} registered twice`);
+    this.streams.push(stream);
+  }
+
+  /** Registers per-room fields added to every joined room of a response. */
+  addRoomDecorator(decorator: RoomDecorator): void {
+    this.decorators.push(decorator);
+  }
 
   async sync(req: SyncRequest, signal?: AbortSignal): Promise<SyncResult> {
     const deadline = Date.now() + Math.min(Math.max(req.timeoutMs, 0), this.deps.maxTimeoutMs);
@@ -87,7 +102,10 @@ export class SyncService {
   }
 
   /** One sync response from `req.since` up to the newest committed position (or a window of it). */
-  compute(req: SyncRequest, opts: ComputeOptions = {}): Promise<SyncResult> {
+  async compute(req: SyncRequest, opts: ComputeOptions = {}): Promise<SyncResult> {
+    for (const s of this.streams) {
+      await s.prepare?.({ userId: req.userId, deviceId: req.deviceId, since: req.since?.[s.name], setPresence: req.setPresence });
+    }
     return this.deps.db.transaction(async (tx) => {
       await tx.query('set transaction isolation level repeatable read, read only');
       return this.computeIn(tx, req, opts);
@@ -128,16 +146,43 @@ export class SyncService {
     const ctx: RoomSyncContext = { sql, userId: req.userId, deviceId: req.deviceId, filter: f, versions, lazy, cache: this.cache, newest };
     const rooms: Record<'join' | 'invite' | 'leave' | 'knock', Json> = { join: {}, invite: {}, leave: {}, knock: {} };
 
+    const isNewlyJoined = (roomId: string) => since !== undefined && latest.has(roomId) && before.get(roomId)?.membership !== 'join';
+    const newRooms = new Set(since === undefined ? joined : joined.filter(isNewlyJoined));
+    const token = { events: pos, accountData: adPos } as Required<StreamToken>;
+    const parts: SyncStreamPart[] = [];
+    const ephemeral = new Map<string, Json[]>();
+    let streamsComplete = true;
+    for (const s of this.streams) {
+      const upTo = await s.position(sql, req.userId, req.deviceId);
+      const streamSince = since === undefined ? undefined : (req.since?.[s.name] ?? 0);
+      if (streamSince !== undefined && streamSince > upTo) throw new MatrixError(400, 'M_INVALID_PARAM', 'The since token is not one this server handed out');
+      const part = await s.collect({ sql, userId: req.userId, deviceId: req.deviceId, filter: f, since: streamSince, upTo, joinedRooms: joined, newRooms });
+      token[s.name] = part.reached ?? upTo;
+      if (token[s.name] < upTo) streamsComplete = false;
+      parts.push(part);
+      for (const [roomId, evs] of part.ephemeral ?? []) {
+        if (!roomPasses(f.room.ephemeral, roomId)) continue;
+        const kept = evs.filter((e) => eventPasses(f.room.ephemeral, { type: String(e.type), sender: typeof e.sender === 'string' ? e.sender : '' }));
+        if (kept.length > 0) ephemeral.set(roomId, [...(ephemeral.get(roomId) ?? []), ...kept]);
+      }
+    }
+    // Streams no source serves yet keep the since token's position (a later version may serve them).
+    for (const name of EXTRA_STREAMS) token[name] ??= since === undefined ? 0 : (req.since?.[name] ?? 0);
+
     const withEvents = since === undefined ? new Set<string>() : await syncStore.roomsWithEventsBetween(sql, joined, since, pos);
+    const joinedOut = new Map<string, Json>();
     for (const roomId of joined) {
       if (!roomPasses(roomFilter, roomId)) continue;
-      const newlyJoined = since !== undefined && latest.has(roomId) && before.get(roomId)?.membership !== 'join';
-      if (since !== undefined && !newlyJoined && !req.fullState && !withEvents.has(roomId) && !roomData.has(roomId)) continue;
+      const newlyJoined = isNewlyJoined(roomId);
+      if (since !== undefined && !newlyJoined && !req.fullState && !withEvents.has(roomId) && !roomData.has(roomId) && !ephemeral.has(roomId)) continue;
       const from = since === undefined || newlyJoined ? undefined : since;
       const room = await syncRoom(ctx, roomId, { from, upTo: pos, full: from === undefined || req.fullState }, 'join');
       room.account_data = { events: roomData.get(roomId) ?? [] };
+      room.ephemeral = { events: ephemeral.get(roomId) ?? [] };
       rooms.join[roomId] = room;
+      joinedOut.set(roomId, room);
     }
+    for (const d of this.decorators) await d.decorate(sql, req.userId, joinedOut, f);
 
     for (const [kind, key] of [['invite', 'invite_state'], ['knock', 'knock_state']] as const) {
       for (const roomId of roomsWith(kind)) {
@@ -164,24 +209,25 @@ export class SyncService {
       rooms.leave[roomId] = await syncRoom(ctx, roomId, { from: since, upTo: leftAt, full }, 'leave');
     }
 
-    const empty = since !== undefined && globalData.length === 0 && Object.values(rooms).every((r) => Object.keys(r).length === 0);
+    const empty = since !== undefined && globalData.length === 0 && Object.values(rooms).every((r) => Object.keys(r).length === 0) && !parts.some((p) => p.nonEmpty);
     lazy?.commit(pos);
+    const response: Json = {
+      next_batch: formatToken(token),
+      rooms,
+      presence: { events: [] },
+      account_data: { events: globalData.map((c) => ({ type: c.type, content: c.content })) },
+      to_device: { events: [] },
+      device_lists: { changed: [], left: [] },
+      device_one_time_keys_count: {},
+      device_unused_fallback_key_types: [],
+    };
+    for (const p of parts) Object.assign(response, p.top);
     return {
-      position: pos,
-      accountData: adPos,
+      token,
       empty,
       joinedRooms: joined,
-      complete: pos === newest,
-      response: {
-        next_batch: formatToken({ events: pos, accountData: adPos }),
-        rooms,
-        presence: { events: [] },
-        account_data: { events: globalData.map((c) => ({ type: c.type, content: c.content })) },
-        to_device: { events: [] },
-        device_lists: { changed: [], left: [] },
-        device_one_time_keys_count: {},
-        device_unused_fallback_key_types: [],
-      },
+      complete: pos === newest && streamsComplete,
+      response,
     };
   }
 

@@ -6,6 +6,10 @@ import { relations } from './0005_relations.js';
 import { pushRules } from './0006_push_rules.js';
 import { search } from './0007_search.js';
 import { accountData } from './0008_account_data.js';
+import { receiptsTyping } from './0009_receipts_typing.js';
+import { presence } from './0010_presence.js';
+import { pushNotifications } from './0011_push_notifications.js';
+import { e2eKeys } from './0012_e2e_keys.js';
 
 export interface Migration {
   version: number;
@@ -15,4 +19,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData, receiptsTyping, presence, pushNotifications, e2eKeys];
