@@ -144,7 +144,8 @@ export class RoomReader {
         ? await events.roomEventsBetween(db, roomId, { after: to ?? 0, upTo: Math.min(from, ceiling), limit, newestFirst: true, types: f?.types, notTypes: f?.notTypes })
         : await events.roomEventsBetween(db, roomId, { after: from, upTo: Math.min(to ?? ceiling, ceiling), limit, newestFirst: false, types: f?.types, notTypes: f?.notTypes });
     const last = page[page.length - 1];
-    const visible = (await filterVisible(db, viewer.userId, page)).filter((s) => !f || eventPasses(f, s.event));
+    const readable = await filterVisible(db, viewer.userId, page);
+    const visible = readable.filter((s) => !f || eventPasses(f, s.event));
     const chunk = await this.view(db, visible, access.version, viewer);
     let state: ClientEvent[] = [];
     if (f?.lazyLoadMembers && visible.length > 0) {
@@ -153,7 +154,10 @@ export class RoomReader {
       const memberIds = senders.map((u) => ids.get(stateKey('m.room.member', u))).filter((x): x is string => !!x);
       state = await this.view(db, [...(await events.getEvents(db, memberIds)).values()], access.version, viewer);
     }
-    const end = last && page.length === limit ? formatToken({ events: opts.dir === 'b' ? last.streamOrdering! - 1 : last.streamOrdering! }) : undefined;
+    // Paging back into history the viewer may not read (before their join under `joined`
+    // visibility): the spec says to omit `end` there, so clients stop instead of paging forever.
+    const hiddenHistory = opts.dir === 'b' && page.length > 0 && readable.length === 0;
+    const end = last && page.length === limit && !hiddenHistory ? formatToken({ events: opts.dir === 'b' ? last.streamOrdering! - 1 : last.streamOrdering! }) : undefined;
     // With fewer events than asked for the history is exhausted in that direction, but a forwards
     // page can grow later: it still returns `end` so clients can poll from there.
     const forwardEnd = opts.dir === 'f' && last ? formatToken({ events: last.streamOrdering! }) : undefined;
