@@ -52,7 +52,7 @@ t('history_visibility joined hides what came before the join; shared does not', 
         const page = await messages(s, bob, roomId, `dir=b&limit=2${from ? `&from=${from}` : ''}`);
         pages++;
         if (page.end === undefined) break;
-        assert.ok(pages < 10, 'paging back must end');
+        assert.ok(page.chunk.length > 0, `page ${pages} holds only unreadable history yet has an end`);
         from = page.end;
       }
       assertError(await get(s, bob, roomId, `/event/${enc(early)}`), 404, 'M_NOT_FOUND');
