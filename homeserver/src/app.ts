@@ -15,6 +15,8 @@ import { CLIENT_AREAS, CLIENT_V1_AREAS } from './api/client/index.js';
 import { wellKnownRoutes } from './api/wellknown.js';
 import { isMediaUploadPath, mediaV1Area, mediaV3Area } from './api/media.js';
 import { hearthEmailArea } from './api/client/threepid.js'; // email validation links and submit_url (/_hearth/client/email/*)
+import { federationRoutes } from './api/federation/index.js'; // server-server API, keys, /.well-known/matrix/server
+import { hearthCallsArea } from './api/hearth_calls.js'; // call tokens and their JWKS (/_hearth/client/v1/rooms/*/call, /_hearth/call/v1)
 
 export interface AppDeps {
   config: Config;
@@ -45,7 +47,9 @@ export function createApp(deps: AppDeps): Koa<AuthState> {
 
   const root: AppRouter = new Router();
   wellKnownRoutes(root, deps);
+  if (deps.config.federation.enabled) federationRoutes(root, deps);
   hearthEmailArea(root, deps);
+  hearthCallsArea(root, deps);
   // r0 is the pre-1.1 name of v3; some clients still use it.
   for (const prefix of ['/_matrix/client/v3', '/_matrix/client/r0']) {
     const r: AppRouter = new Router({ prefix });

@@ -2,6 +2,8 @@ import http from 'node:http';
 import { ConfigError, loadConfig } from './core/config.js';
 import { createLogger } from './core/logger.js';
 import { bootstrap, listen } from './server.js';
+import { createFederationServer } from './api/federation/listener.js';
+import { createFederationApp } from './api/federation/app.js';
 
 async function main(): Promise<void> {
   let config;
@@ -22,6 +24,14 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   const port = await listen(server, config.bindHost, config.port);
+  // The dedicated federation listener (federation endpoints only), when a port is configured.
+  const fed = config.federation;
+  const fedServer = fed.enabled && fed.port !== undefined ? createFederationServer(fed) : null;
+  if (fedServer) {
+    fedServer.on('request', createFederationApp(hs.deps).callback());
+    const fedPort = await listen(fedServer as http.Server, fed.bindHost, fed.port!);
+    logger.info({ host: fed.bindHost, port: fedPort, tls: fed.tls !== undefined }, 'federation listener started');
+  }
   logger.info({ serverName: config.serverName, host: config.bindHost, port, database: config.databaseUrl ? 'postgresql' : 'embedded' }, 'homeserver started');
   console.log(`Hearth homeserver for ${config.serverName} is running: open ${config.publicBaseUrl}`);
 
@@ -32,6 +42,8 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     server.close();
     server.closeAllConnections();
+    fedServer?.close();
+    fedServer?.closeAllConnections();
     await hs.close();
     process.exit(0);
   };

@@ -3,7 +3,7 @@ import type { Config } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Database } from './storage/db.js';
 import { createBus } from './bus/index.js';
-import { createServices } from './services/index.js';
+import { createServices, type ServiceOverrides } from './services/index.js';
 import { createApp, type AppDeps } from './app.js';
 import { RealtimeServer } from './api/ws/sync_ws.js';
 
@@ -18,7 +18,7 @@ export interface Homeserver {
 }
 
 /** Opens the database (running migrations), the bus and the services, and builds the app. */
-export async function bootstrap(config: Config, logger: Logger): Promise<Homeserver> {
+export async function bootstrap(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Homeserver> {
   const db = await Database.open({
     url: config.databaseUrl,
     dataDir: config.dataDir,
@@ -32,7 +32,7 @@ export async function bootstrap(config: Config, logger: Logger): Promise<Homeser
     await db.close();
     throw err;
   }
-  const services = await createServices(config, logger, db, bus);
+  const services = await createServices(config, logger, db, bus, overrides);
   const deps: AppDeps = { config, logger, db, bus, services };
   const realtime = new RealtimeServer(deps);
   return {
@@ -43,6 +43,8 @@ export async function bootstrap(config: Config, logger: Logger): Promise<Homeser
     async close() {
       await realtime.close();
       services.mailer.close();
+      services.federation.close();
+      await services.presence.close();
       await bus.close();
       await db.close();
     },

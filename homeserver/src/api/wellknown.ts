@@ -4,7 +4,11 @@ import { SUPPORTED_VERSIONS } from './client/versions.js';
 /** Unprefixed endpoints: discovery, spec versions, health. */
 export function wellKnownRoutes(router: AppRouter, deps: AppDeps): void {
   router.get('/.well-known/matrix/client', (ctx) => {
-    ctx.body = { 'm.homeserver': { base_url: deps.config.publicBaseUrl.replace(/\/$/, '') } };
+    const sfu = deps.config.calls.sfuPublicUrl; // MSC4143 RTC focus discovery (protocol-spec/calls.md)
+    ctx.body = {
+      'm.homeserver': { base_url: deps.config.publicBaseUrl.replace(/\/$/, '') },
+      ...(sfu ? { 'org.matrix.msc4143.rtc_foci': [{ type: 'hearth_sfu', url: sfu }] } : {}),
+    };
   });
   router.get('/_matrix/client/versions', (ctx) => {
     ctx.body = { versions: SUPPORTED_VERSIONS, unstable_features: {} };

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 
 export type RegistrationMode = 'open' | 'email' | 'token' | 'closed';
@@ -45,6 +46,18 @@ export interface Config {
   ws: WsConfig;
   /** The media repository (content_repo.md). */
   media: MediaConfig;
+  /** Presence (spec: "Presence"): idle and offline transitions. */
+  presence: PresenceConfig;
+  /** End-to-end encryption support: key uploads, send-to-device. */
+  e2e: E2eConfig;
+  /** Server-side room key backups (/room_keys). */
+  keyBackup: KeyBackupConfig;
+  /** Call tokens for the SFU and its discovery (protocol-spec/calls.md). */
+  calls: CallsConfig;
+  /** TURN credentials served by /voip/turnServer; unset: that endpoint answers `{}`. */
+  turn?: TurnConfig;
+  /** Server-server API (protocol-spec/federation.md). */
+  federation: FederationConfig;
   rateLimits: {
     login: RateLimitRule;
     register: RateLimitRule;
@@ -67,6 +80,59 @@ export interface MediaConfig {
   maxPendingUploads: number;
 }
 
+export interface CallsConfig {
+  /** Lifetime of a call token (the SFU checks it on join only). */
+  tokenTtlMs: number;
+  /** ws(s) URL clients use to reach the SFU; unset: no `rtc_foci` in .well-known, `sfu_url: null`. */
+  sfuPublicUrl?: string;
+}
+
+export interface TurnConfig {
+  /** `turn:`/`turns:` URIs handed to clients. */
+  uris: string[];
+  /** coturn's `static-auth-secret` (REST API credentials). Never logged. */
+  sharedSecret: string;
+  /** Lifetime of the credentials handed out. */
+  ttlSeconds: number;
+}
+
+export interface E2eConfig {
+  /** One-time plus fallback keys one /keys/upload may carry. */
+  maxKeysPerUpload: number;
+  /** Users plus devices one /keys/query, or devices one /keys/claim, may name. */
+  maxQueryTargets: number;
+  /** Devices one /sendToDevice may reach (after `*` expands to a user's devices). */
+  maxToDeviceMessages: number;
+  /** Largest content of one to-device message (bytes of JSON). */
+  maxToDeviceContentBytes: number;
+  /** To-device messages per sync response (the spec recommends 100). */
+  toDeviceBatch: number;
+}
+
+export interface PresenceConfig {
+  /** Off: PUT is accepted and ignored, GET answers offline, /sync carries no presence. */
+  enabled: boolean;
+  /** An online user with no activity for this long becomes unavailable. */
+  idleMs: number;
+  /** A user who stopped syncing becomes offline this long after their last sync could have ended. */
+  syncGraceMs: number;
+  /** `currently_active` holds for this long after the last activity. */
+  activeWindowMs: number;
+  /** How often each process looks for users due for a transition. */
+  sweepIntervalMs: number;
+  /** Longest `status_msg` accepted (characters). */
+  maxStatusMsgLength: number;
+}
+
+export interface KeyBackupConfig {
+  /** Keys one PUT /room_keys/keys... may carry (M_TOO_LARGE above). */
+  maxKeysPerRequest: number;
+  /** Largest `session_data` of one backed-up key (bytes of JSON). */
+  maxSessionDataBytes: number;
+  /** Largest `auth_data` of a backup version (bytes of JSON). */
+  maxAuthDataBytes: number;
+}
+
 export interface WsConfig {
   /** A new socket must send its auth frame within this time (else close 4001). */
   authTimeoutMs: number;
@@ -78,6 +144,43 @@ export interface WsConfig {
   pingIntervalMs: number;
   /** Largest client frame accepted (the auth frame may carry an inline filter). */
   maxClientFrameBytes: number;
+}
+
+/** A notary we ask for other servers' keys; its own keys are pinned here or fetched directly. */
+export interface TrustedKeyServer {
+  serverName: string;
+  /** key id → unpadded base64 public key; empty: fetch the notary's keys from the notary itself. */
+  verifyKeys: Record<string, string>;
+}
+
+export interface FederationConfig {
+  /** Serve and use the server-server API; off: its endpoints answer 404 and nothing is sent. */
+  enabled: boolean;
+  /** A dedicated federation listener (federation endpoints only); unset: none (the main port serves them). */
+  port?: number;
+  bindHost: string;
+  /** HTTPS on the dedicated listener; unset: plain HTTP behind a TLS proxy. */
+  tls?: { certFile: string; keyFile: string };
+  /** Extra CA bundle (PEM) trusted for outgoing requests, besides the system CAs. */
+  caFile?: string;
+  /** Skip certificate verification of outgoing requests (tests only; warned about at start). */
+  tlsInsecure: boolean;
+  /** Allow outgoing connections to private, loopback, link-local… addresses. */
+  allowPrivateAddresses: boolean;
+  /** Globs over server hostnames; empty allowlist: every server not denied. */
+  domainAllowlist: string[];
+  domainDenylist: string[];
+  requestTimeoutMs: number;
+  maxResponseBytes: number;
+  /** How far ahead our published keys' `valid_until_ts` lies. */
+  keyValidityMs: number;
+  trustedKeyServers: TrustedKeyServer[];
+  /** Authenticated requests one origin may have in flight (more: 429). */
+  maxConcurrentPerOrigin: number;
+  /** Servers one notary query (`POST /_matrix/key/v2/query`) may name. */
+  notaryMaxServers: number;
+  /** `m.server` served at `/.well-known/matrix/server`; unset: that path answers 404. */
+  wellKnownServer?: string;
 }
 
 export class ConfigError extends Error {
@@ -121,8 +224,99 @@ function rate(env: Env, name: string, dflt: RateLimitRule): RateLimitRule {
   return { perSecond: Number(m[1]), burst: Number(m[2]) };
 }
 
+function wsUrl(env: Env, name: string): string | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError(name, `'${v}' is not a URL`);
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new ConfigError(name, `must be a ws:// or wss:// URL, got '${v}'`);
+  return v;
+}
+
+/** TURN is configured by its URIs and shared secret together; one without the other is a mistake. */
+function turnConfig(env: Env): TurnConfig | undefined {
+  const urisRaw = str(env, 'HEARTH_TURN_URIS');
+  const sharedSecret = str(env, 'HEARTH_TURN_SHARED_SECRET');
+  if (!urisRaw && !sharedSecret) return undefined;
+  if (!urisRaw) throw new ConfigError('HEARTH_TURN_URIS', 'is required when HEARTH_TURN_SHARED_SECRET is set');
+  if (!sharedSecret) throw new ConfigError('HEARTH_TURN_SHARED_SECRET', 'is required when HEARTH_TURN_URIS is set');
+  const uris = urisRaw.split(',').map((u) => u.trim()).filter(Boolean);
+  // RFC 7065 syntax, loosely: scheme, host, optional port and ?transport=udp|tcp.
+  const bad = uris.find((u) => !/^turns?:[^\s?]+(\?transport=(udp|tcp))?$/.test(u));
+  if (bad !== undefined || uris.length === 0) throw new ConfigError('HEARTH_TURN_URIS', `must be comma-separated turn: or turns: URIs, got '${bad ?? urisRaw}'`);
+  return { uris, sharedSecret, ttlSeconds: int(env, 'HEARTH_TURN_TTL_SECONDS', 86_400, 60, 7 * 86_400) };
+}
+
 // Server names per the spec's grammar: a DNS name or IP literal, optional port.
 export const SERVER_NAME_RE = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
+
+function fileSetting(env: Env, name: string): string | undefined {
+  const v = str(env, name);
+  if (v !== undefined && !fs.existsSync(v)) throw new ConfigError(name, `file '${v}' does not exist`);
+  return v;
+}
+
+/** Comma-separated globs over server hostnames (`*` matches any run of characters, dots included). */
+function globList(env: Env, name: string): string[] {
+  const v = str(env, name);
+  if (v === undefined) return [];
+  const globs = v.split(',').map((g) => g.trim().toLowerCase()).filter(Boolean);
+  const bad = globs.find((g) => !/^[a-z0-9.*:[\]-]+$/.test(g));
+  if (bad !== undefined) throw new ConfigError(name, `'${bad}' is not a server name glob`);
+  return globs;
+}
+
+/** `name` or `name ed25519:<version> <base64 key>` entries, comma-separated. */
+function trustedKeyServers(env: Env): TrustedKeyServer[] {
+  const name = 'HEARTH_FEDERATION_TRUSTED_KEY_SERVERS';
+  const v = str(env, name);
+  if (v === undefined) return [];
+  return v.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {
+    const parts = entry.split(/\s+/);
+    const serverName = parts[0]!;
+    if (!SERVER_NAME_RE.test(serverName)) throw new ConfigError(name, `'${serverName}' is not a server name`);
+    if (parts.length === 1) return { serverName, verifyKeys: {} };
+    if (parts.length !== 3 || !/^ed25519:[A-Za-z0-9_]+$/.test(parts[1]!) || !/^[A-Za-z0-9+/]{43}=?$/.test(parts[2]!)) {
+      throw new ConfigError(name, `'${entry}' must be 'server_name' or 'server_name ed25519:<version> <base64 key>'`);
+    }
+    return { serverName, verifyKeys: { [parts[1]!]: parts[2]!.replace(/=$/, '') } };
+  });
+}
+
+function federationConfig(env: Env, bindHost: string): FederationConfig {
+  const certFile = fileSetting(env, 'HEARTH_FEDERATION_TLS_CERT_FILE');
+  const keyFile = fileSetting(env, 'HEARTH_FEDERATION_TLS_KEY_FILE');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(certFile ? 'HEARTH_FEDERATION_TLS_KEY_FILE' : 'HEARTH_FEDERATION_TLS_CERT_FILE', 'the TLS certificate and key files go together');
+  }
+  const portRaw = str(env, 'HEARTH_FEDERATION_PORT');
+  const wellKnownServer = str(env, 'HEARTH_FEDERATION_WELL_KNOWN_SERVER');
+  if (wellKnownServer !== undefined && !SERVER_NAME_RE.test(wellKnownServer)) {
+    throw new ConfigError('HEARTH_FEDERATION_WELL_KNOWN_SERVER', `'${wellKnownServer}' is not a server name (host[:port])`);
+  }
+  return {
+    enabled: bool(env, 'HEARTH_FEDERATION_ENABLED', false),
+    port: portRaw === undefined ? undefined : int(env, 'HEARTH_FEDERATION_PORT', 8448, 0, 65535),
+    bindHost: str(env, 'HEARTH_FEDERATION_BIND_HOST') ?? bindHost,
+    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    caFile: fileSetting(env, 'HEARTH_FEDERATION_CA_FILE'),
+    tlsInsecure: bool(env, 'HEARTH_FEDERATION_TLS_INSECURE', false),
+    allowPrivateAddresses: bool(env, 'HEARTH_FEDERATION_ALLOW_PRIVATE_ADDRESSES', false),
+    domainAllowlist: globList(env, 'HEARTH_FEDERATION_DOMAIN_ALLOWLIST'),
+    domainDenylist: globList(env, 'HEARTH_FEDERATION_DOMAIN_DENYLIST'),
+    requestTimeoutMs: int(env, 'HEARTH_FEDERATION_REQUEST_TIMEOUT_MS', 60_000, 100, 600_000),
+    maxResponseBytes: int(env, 'HEARTH_FEDERATION_MAX_RESPONSE_BYTES', 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    keyValidityMs: int(env, 'HEARTH_FEDERATION_KEY_VALIDITY_MS', 24 * 3600_000, 3600_000, 7 * 24 * 3600_000),
+    trustedKeyServers: trustedKeyServers(env),
+    maxConcurrentPerOrigin: int(env, 'HEARTH_FEDERATION_MAX_CONCURRENT_PER_ORIGIN', 10, 1, 10_000),
+    notaryMaxServers: int(env, 'HEARTH_FEDERATION_NOTARY_MAX_SERVERS', 100, 1, 10_000),
+    wellKnownServer,
+  };
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const serverName = str(env, 'HEARTH_SERVER_NAME');
@@ -201,12 +395,38 @@ export function loadConfig(env: Env = process.env): Config {
       pingIntervalMs: int(env, 'HEARTH_WS_PING_INTERVAL_MS', 30_000, 10, 3_600_000),
       maxClientFrameBytes: int(env, 'HEARTH_WS_MAX_CLIENT_FRAME_BYTES', 128 * 1024, 1024, 16 * 1024 * 1024),
     },
+    presence: {
+      enabled: bool(env, 'HEARTH_PRESENCE_ENABLED', true),
+      idleMs: int(env, 'HEARTH_PRESENCE_IDLE_MS', 5 * 60_000, 10, 7 * 24 * 3600_000),
+      syncGraceMs: int(env, 'HEARTH_PRESENCE_SYNC_GRACE_MS', 30_000, 10, 24 * 3600_000),
+      activeWindowMs: int(env, 'HEARTH_PRESENCE_ACTIVE_WINDOW_MS', 60_000, 10, 24 * 3600_000),
+      sweepIntervalMs: int(env, 'HEARTH_PRESENCE_SWEEP_INTERVAL_MS', 5_000, 10, 3600_000),
+      maxStatusMsgLength: int(env, 'HEARTH_PRESENCE_MAX_STATUS_MSG_LENGTH', 1024, 0, 65_536),
+    },
     media: {
       maxUploadBytes: int(env, 'HEARTH_MEDIA_MAX_UPLOAD_BYTES', 52_428_800, 1, 10 * 1024 * 1024 * 1024),
       legacyUnauthenticated: bool(env, 'HEARTH_MEDIA_LEGACY_UNAUTHENTICATED', false),
       unusedExpiryMs: int(env, 'HEARTH_MEDIA_UNUSED_EXPIRY_MS', 24 * 3600_000, 1000, 7 * 24 * 3600_000),
       maxPendingUploads: int(env, 'HEARTH_MEDIA_MAX_PENDING_UPLOADS', 10, 1, 10_000),
     },
+    e2e: {
+      maxKeysPerUpload: int(env, 'HEARTH_E2E_MAX_KEYS_PER_UPLOAD', 1000, 1, 100_000),
+      maxQueryTargets: int(env, 'HEARTH_E2E_MAX_QUERY_TARGETS', 10_000, 1, 1_000_000),
+      maxToDeviceMessages: int(env, 'HEARTH_TO_DEVICE_MAX_MESSAGES', 10_000, 1, 1_000_000),
+      maxToDeviceContentBytes: int(env, 'HEARTH_TO_DEVICE_MAX_CONTENT_BYTES', 65_536, 256, 16 * 1024 * 1024),
+      toDeviceBatch: int(env, 'HEARTH_TO_DEVICE_BATCH', 100, 1, 10_000),
+    },
+    keyBackup: {
+      maxKeysPerRequest: int(env, 'HEARTH_KEY_BACKUP_MAX_KEYS_PER_REQUEST', 1000, 1, 100_000),
+      maxSessionDataBytes: int(env, 'HEARTH_KEY_BACKUP_MAX_SESSION_DATA_BYTES', 16_384, 256, 1024 * 1024),
+      maxAuthDataBytes: int(env, 'HEARTH_KEY_BACKUP_MAX_AUTH_DATA_BYTES', 16_384, 256, 1024 * 1024),
+    },
+    calls: {
+      tokenTtlMs: int(env, 'HEARTH_CALL_TOKEN_TTL_MS', 300_000, 1000, 24 * 3600_000),
+      sfuPublicUrl: wsUrl(env, 'HEARTH_SFU_PUBLIC_URL'),
+    },
+    turn: turnConfig(env),
+    federation: federationConfig(env, str(env, 'HEARTH_BIND_HOST') ?? '127.0.0.1'),
     rateLimits: {
       login: rate(env, 'HEARTH_RATELIMIT_LOGIN', { perSecond: 0.17, burst: 5 }),
       register: rate(env, 'HEARTH_RATELIMIT_REGISTER', { perSecond: 0.17, burst: 5 }),

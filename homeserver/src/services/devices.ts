@@ -11,6 +11,8 @@ export const MAX_DEVICE_NAME_LENGTH = 512;
 export interface DeviceServiceDeps {
   db: Database;
   sessions: SessionService;
+  /** After a rename committed (the name is part of the device's published keys: `unsigned.device_display_name`). */
+  onRenamed?: (userId: string) => Promise<void>;
 }
 
 /** A user's own devices (spec: "Device management"). Another user's device is simply not found. */
@@ -42,6 +44,7 @@ export class DeviceService {
     }
     const renamed = await store.renameDevice(this.deps.db, userId, deviceId, displayName === '' ? null : displayName);
     if (!renamed) throw notFound('Unknown device');
+    await this.deps.onRenamed?.(userId);
   }
 
   /**

@@ -95,6 +95,7 @@ export async function startTestServer(
   const hs = await bootstrap(config, createLogger(config.logLevel, opts.logDestination));
   const callback = hs.app.callback();
   let server: http.Server | null = null;
+  let baseUrl: Promise<string> | undefined;
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -134,13 +135,14 @@ export async function startTestServer(
       }
       return { status: res.statusCode, body, headers: res.headers as Response['headers'] };
     },
+    /** Opens a port (once; later calls return the same base URL). */
     async listen() {
       if (!server) {
         server = http.createServer(callback);
         hs.attachRealtime(server);
       }
-      const port = await listen(server, '127.0.0.1', 0);
-      return `http://127.0.0.1:${port}`;
+      baseUrl ??= listen(server, '127.0.0.1', 0).then((port) => `http://127.0.0.1:${port}`);
+      return baseUrl;
     },
     stop,
     async close() {

@@ -17,9 +17,15 @@ import { clientMediaArea } from '../media.js';
 import { searchArea } from './search.js';
 import { reportsArea } from './reports.js';
 import { accountDataArea } from './account_data.js';
+import { presenceArea, presenceActivityArea } from './presence.js';
+import { voipArea } from './voip.js';
+import { keysArea } from './keys.js';
+import { roomKeysArea } from './room_keys.js';
+import { toDeviceArea } from './to_device.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
-export const CLIENT_AREAS: Area[] = [loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, directoryArea, searchArea, reportsArea, accountDataArea];
+// presenceActivityArea first: its middleware wraps the routes of the areas after it.
+export const CLIENT_AREAS: Area[] = [presenceActivityArea, loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, directoryArea, searchArea, reportsArea, accountDataArea, presenceArea, voipArea, keysArea, toDeviceArea, roomKeysArea];
 
 /** Areas served under /_matrix/client/v1. */
 export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea];

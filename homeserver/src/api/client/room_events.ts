@@ -8,6 +8,7 @@ import { badDir } from '../../services/rooms/reader.js';
 import { MEMBERSHIPS } from '../../services/rooms/membership.js';
 import { roomEventFilterParam } from './filter.js';
 import { enumParam, intParam, queryString, strictJsonBody } from './params.js';
+import { CALL_MEMBER_EVENT_TYPE, checkCallMemberStateKey } from '../../services/calls/membership.js';
 
 /** Transaction ids are opaque; this bound keeps their stored key well inside an index entry. */
 const MAX_TXN_ID_BYTES = 1024;
@@ -66,6 +67,7 @@ export const roomEventsArea: Area = (router, deps) => {
       return;
     }
     if (eventType === 'm.room.canonical_alias' && stateKey === '') await rooms.directory.checkCanonicalAlias(roomId!, content);
+    if (eventType === CALL_MEMBER_EVENT_TYPE) checkCallMemberStateKey(r.userId, stateKey); // owned state keys (calls.md)
     ctx.body = { event_id: await rooms.timeline.send(roomId!, { type: eventType!, sender: r.userId, content, stateKey }) };
   };
   router.put('/rooms/:roomId/state/:eventType', auth, (ctx) => putState(ctx, ''));

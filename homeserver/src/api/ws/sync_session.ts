@@ -47,6 +47,8 @@ export class SyncSocket {
   private from?: Required<StreamToken>;
   /** Position of the last batch sent. */
   private lastSent?: Required<StreamToken>;
+  /** The newest position the client acknowledged (or resumed from); nothing before it is resent. */
+  private acked?: StreamToken;
   private readonly inflight: Required<StreamToken>[] = [];
   private dirty = false;
   private busy = false;
@@ -118,6 +120,8 @@ export class SyncSocket {
     this.alive = false;
     this.ws.ping();
     if (this.phase === 'open' && !this.busy) void this.revalidate();
+    // A connected socket keeps its user counting as syncing (presence stays online).
+    if (this.phase === 'open') void this.deps.services.presence.socketAlive(this.requester!.userId);
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {
@@ -154,6 +158,7 @@ export class SyncSocket {
       if (msg.since !== undefined && msg.since !== null) {
         if (typeof msg.since !== 'string') throw badJson("'since' must be a string");
         this.from = parseToken(msg.since, 'since token');
+        this.acked = this.from;
       }
       if (msg.full_state !== undefined && typeof msg.full_state !== 'boolean') throw badJson("'full_state' must be a boolean");
       this.fullState = msg.full_state === true;
@@ -218,6 +223,7 @@ export class SyncSocket {
     }
     if (this.lastSent === undefined || !tokenAtOrBefore(pos, this.lastSent)) return this.fail(CLOSE.protocol, 'M_INVALID_PARAM', 'Acknowledged a position that was not sent');
     while (this.inflight.length > 0 && tokenAtOrBefore(this.inflight[0]!, pos)) this.inflight.shift();
+    this.acked = pos;
     this.pump();
   }
 
@@ -264,6 +270,9 @@ export class SyncSocket {
           userId: r.userId,
           deviceId: r.deviceId,
           since: initial ? undefined : this.from,
+          // Batches sent but not yet acknowledged may be lost with the connection: only what the
+          // client acknowledged counts as delivered (to-device messages are deleted up to it).
+          acknowledged: this.acked ?? { events: 0 },
           timeoutMs: 0,
           fullState: this.first && this.fullState,
           filter: this.filter,

@@ -29,6 +29,8 @@ export interface SessionServiceDeps {
   logger: Logger;
   /** Called after a logout commits, so live connections of the user re-check their sessions (WebSocket sync). */
   onLogout?: (userId: string) => void;
+  /** Runs inside the transaction that deletes devices (their keys and to-device inbox go with them). */
+  onDevicesDeleted?: (tx: Sql, userId: string, deviceIds: string[]) => Promise<void>;
 }
 
 /**
@@ -174,6 +176,7 @@ export class SessionService {
   async revokeDevices(tx: Sql, userId: string, deviceIds: string[]): Promise<void> {
     await sessions.deleteSessions(tx, userId, { deviceIds });
     await devices.deleteDevices(tx, userId, deviceIds);
+    await this.deps.onDevicesDeleted?.(tx, userId, deviceIds);
   }
 
   /** Ends every session of the user except (optionally) one device's; deletes those devices. */
@@ -182,5 +185,6 @@ export class SessionService {
     const ids = all.map((d) => d.device_id).filter((d) => d !== exceptDeviceId);
     await sessions.deleteSessions(tx, userId, { allExceptDevice: exceptDeviceId });
     await devices.deleteDevices(tx, userId, ids);
+    await this.deps.onDevicesDeleted?.(tx, userId, ids);
   }
 }

@@ -1,6 +1,6 @@
-import { SignJWT, jwtVerify, generateKeyPair, exportJWK, importJWK, errors as joseErrors, type JWK } from 'jose';
+import { SignJWT, jwtVerify, errors as joseErrors, type JWK } from 'jose';
 import type { Sql } from '../../storage/db.js';
-import { getOrCreateSecret } from '../../storage/server_secrets.js';
+import { loadSigningJwk, type SigningJwk } from './signing_jwk.js';
 
 export interface AccessClaims {
   userId: string;
@@ -12,7 +12,7 @@ export interface AccessClaims {
 
 export type VerifyResult = { ok: true; claims: AccessClaims } | { ok: false; expired: boolean };
 
-type KeyLike = Awaited<ReturnType<typeof importJWK>>;
+type KeyLike = SigningJwk['privateKey'];
 
 /**
  * Access tokens are EdDSA-signed JWTs (jose). The signing key is generated once and kept in
@@ -28,18 +28,7 @@ export class AccessTokens {
   ) {}
 
   static async load(sql: Sql, issuer: string): Promise<AccessTokens> {
-    const stored = await getOrCreateSecret(sql, 'access_token_jwk', async () => {
-      const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-      const jwk = await exportJWK(privateKey);
-      jwk.kid = `hearth-${Date.now().toString(36)}`;
-      return JSON.stringify(jwk);
-    });
-    const jwk = JSON.parse(stored) as JWK;
-    const { d: _d, ...publicJwk } = jwk;
-    publicJwk.alg = 'EdDSA';
-    publicJwk.use = 'sig';
-    const privateKey = await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA');
-    const publicKey = await importJWK({ ...publicJwk }, 'EdDSA');
+    const { privateKey, publicKey, publicJwk } = await loadSigningJwk(sql, 'access_token_jwk', 'hearth');
     return new AccessTokens(privateKey, publicKey, publicJwk, issuer);
   }
 

@@ -143,6 +143,7 @@ export function defaultPowerLevels(creator: string): JsonObject {
       'm.room.tombstone': 100,
       'm.room.server_acl': 100,
       'm.room.encryption': 100,
+      'org.matrix.msc3401.call.member': 0, // members announce their own call membership (protocol-spec/calls.md)
     },
     historical: 100,
     notifications: { room: 50 },

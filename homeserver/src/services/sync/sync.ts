@@ -17,6 +17,12 @@ export interface SyncRequest {
   deviceId: string;
   since?: StreamToken;
   timeoutMs: number;
+  /**
+   * What the client has acknowledged receiving, when that differs from `since` (the WebSocket sync
+   * computes from the last batch sent, which may not have arrived): `prepare` hooks treat only this
+   * as delivered (to-device messages are deleted up to it). Defaults to `since`.
+   */
+  acknowledged?: StreamToken;
   /** `set_presence` (/sync only). */
   setPresence?: 'online' | 'offline' | 'unavailable';
   fullState: boolean;
@@ -104,7 +110,8 @@ export class SyncService {
   /** One sync response from `req.since` up to the newest committed position (or a window of it). */
   async compute(req: SyncRequest, opts: ComputeOptions = {}): Promise<SyncResult> {
     for (const s of this.streams) {
-      await s.prepare?.({ userId: req.userId, deviceId: req.deviceId, since: req.since?.[s.name], setPresence: req.setPresence });
+      const acked = req.acknowledged ?? req.since;
+      await s.prepare?.({ userId: req.userId, deviceId: req.deviceId, since: acked?.[s.name], setPresence: req.setPresence });
     }
     return this.deps.db.transaction(async (tx) => {
       await tx.query('set transaction isolation level repeatable read, read only');

@@ -10,6 +10,8 @@ import { receiptsTyping } from './0009_receipts_typing.js';
 import { presence } from './0010_presence.js';
 import { pushNotifications } from './0011_push_notifications.js';
 import { e2eKeys } from './0012_e2e_keys.js';
+import { keyBackup } from './0013_key_backup.js';
+import { federationKeys } from './0014_federation_keys.js';
 
 export interface Migration {
   version: number;
@@ -19,4 +21,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData, receiptsTyping, presence, pushNotifications, e2eKeys];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData, receiptsTyping, presence, pushNotifications, e2eKeys, keyBackup, federationKeys];

@@ -1,0 +1,38 @@
+/**
+ * The server-server API: which routers exist and in what order. Mounted into the main app when
+ * HEARTH_FEDERATION_ENABLED is set (the shipped Caddyfile sends :8448 there) and, with
+ * HEARTH_FEDERATION_PORT, served alone on the dedicated federation listener (app.ts).
+ */
+import { Router } from '@koa/router';
+import type { AppDeps, AppRouter } from '../../app.js';
+import { unrecognized } from '../../core/errors.js';
+import { requireXMatrix, type FederationState } from '../middleware/x_matrix.js';
+import type { AuthState } from '../middleware/auth.js';
+import { originConcurrencyLimit } from './origin_limit.js';
+import { keyRoutes } from './keys.js';
+import { discoveryRoutes } from './discovery.js';
+import { queryArea } from './query.js';
+
+export type FederationRouter = Router<AuthState & FederationState>;
+/**
+ * A federation API area: registers routes relative to `/_matrix/federation` on a router whose
+ * every route is already behind X-Matrix authentication (`ctx.state.origin`, see `originOf`) and
+ * the per-origin concurrency limit. Unauthenticated endpoints do not belong here.
+ */
+export type FederationArea = (router: FederationRouter, deps: AppDeps) => void;
+
+/** Every authenticated federation area; later work (transactions, joins, …) adds itself here. */
+export const FEDERATION_AREAS: FederationArea[] = [queryArea];
+
+export function federationRoutes(root: AppRouter, deps: AppDeps): void {
+  // Unauthenticated first: the authenticated router's middleware would otherwise also match these paths.
+  discoveryRoutes(root, deps);
+  keyRoutes(root, deps);
+
+  const { keyRing, access } = deps.services.federation;
+  const authed: FederationRouter = new Router({ prefix: '/_matrix/federation' });
+  authed.use(requireXMatrix({ serverName: deps.config.serverName, keyRing, access, logger: deps.logger }));
+  authed.use(originConcurrencyLimit(deps.config.federation.maxConcurrentPerOrigin));
+  for (const area of FEDERATION_AREAS) area(authed, deps);
+  root.use(authed.routes(), authed.allowedMethods({ throw: true, methodNotAllowed: () => unrecognized('Method not allowed', 405) }));
+}
