@@ -307,6 +307,30 @@ tt('a connected WebSocket sync keeps its user from going offline; closing it let
 
 tt.run();
 
+const lp = suite<{ s: TestServer; alice: User; bob: User }>('presence: a sync counts as syncing only as long as it may wait');
+
+beforeAll(lp, async (ctx) => {
+  // The server allows minute-long long-polls, but alice's one sync waits for nothing (timeout 0).
+  ctx.s = await startTestServer({ ...TIMINGS, HEARTH_SYNC_MAX_TIMEOUT_MS: '600000', HEARTH_PRESENCE_IDLE_MS: '600000' });
+  ctx.alice = await registerUser(ctx.s, 'alice');
+  ctx.bob = await registerUser(ctx.s, 'bob');
+  const roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat' });
+  await join(ctx.s, ctx.bob, roomId);
+});
+lp.after(async (ctx) => {
+  await ctx.s?.close();
+});
+
+lp('offline follows the grace after the last sync could end, not the server\'s longest long-poll', async ({ s, alice, bob }) => {
+  const since = (await sync(s, bob)).next_batch;
+  await sync(s, alice, { timeout: 0 });
+  // Within WAIT_MS (far below the 10 minute long-poll ceiling) alice is offline again.
+  const gone = await waitPresence(s, bob, since, alice.user_id, (c) => c.presence === 'offline');
+  assert.is(gone.content.presence, 'offline');
+});
+
+lp.run();
+
 // ---------------------------------------------------------------------------------------------
 
 const two = suite('presence: two processes on one database');

@@ -125,7 +125,8 @@ export class PresenceService implements SyncStream {
   /** SyncStream.prepare: a /sync or WebSocket batch marks the user as syncing (unless set_presence=offline). */
   async prepare(req: SyncPrepareRequest): Promise<void> {
     if (req.setPresence === 'offline') return;
-    await this.syncing(req.userId, req.setPresence ?? 'online', this.deps.longPollWindowMs);
+    // Syncing until this request's wait could end (capped by the server's longest long-poll).
+    await this.syncing(req.userId, req.setPresence ?? 'online', Math.min(req.timeoutMs, this.deps.longPollWindowMs));
   }
 
   /** A WebSocket sync connection is alive (called on each ping): the user keeps counting as syncing. */

@@ -17,14 +17,13 @@ import path from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
-import { inject } from 'light-my-request';
 import { loadConfig, type Config } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import { bootstrap, listen, type Homeserver } from '../../src/server.js';
 import { createFederationServer } from '../../src/api/federation/listener.js';
 import { createFederationApp } from '../../src/api/federation/app.js';
 import type { FederationDns } from '../../src/services/federation/resolver.js';
-import { createTestDatabase, type RequestOptions, type Response } from './harness.js';
+import { BASE_ENV, createTestDatabase, injector, type RequestOptions, type Response } from './harness.js';
 
 const run = promisify(execFile);
 
@@ -121,15 +120,9 @@ export class TestDns implements FederationDns {
 // Homeservers
 // ---------------------------------------------------------------------------------------------
 
-/** Settings every federation test server gets (as the harness's; cheap scrypt, generous rate limits). */
-const BASE_ENV: Record<string, string> = {
-  HEARTH_REGISTRATION: 'open',
-  HEARTH_LOG_LEVEL: 'silent',
-  HEARTH_SCRYPT_COST: '1024',
-  HEARTH_RATELIMIT_LOGIN: '1000/1000',
-  HEARTH_RATELIMIT_REGISTER: '1000/1000',
-  HEARTH_RATELIMIT_REQUEST_TOKEN: '1000/1000',
-  HEARTH_RATELIMIT_CLIENT: '1000/1000',
+/** Settings every federation test server gets: the harness's, with federation on. */
+const FEDERATION_ENV: Record<string, string> = {
+  ...BASE_ENV,
   HEARTH_FEDERATION_ENABLED: 'true',
   HEARTH_FEDERATION_ALLOW_PRIVATE_ADDRESSES: 'true',
 };
@@ -228,7 +221,7 @@ async function startMember(
 ): Promise<FederationTestServer> {
   const db = await createTestDatabase();
   const config = loadConfig({
-    ...BASE_ENV,
+    ...FEDERATION_ENV,
     HEARTH_SERVER_NAME: serverName,
     HEARTH_PUBLIC_BASEURL: `http://${p.hostname}/`,
     HEARTH_DATABASE_URL: db.url,
@@ -272,24 +265,7 @@ async function startMember(
     config,
     databaseUrl: db.url,
     federationRequests,
-    async request(method, urlPath, o = {}) {
-      const headers: Record<string, string> = { ...(o.headers ?? {}) };
-      if (o.token) headers.authorization = `Bearer ${o.token}`;
-      let payload: string | Buffer | undefined;
-      if (o.rawBody !== undefined) payload = o.rawBody;
-      else if (o.body !== undefined) {
-        payload = JSON.stringify(o.body);
-        headers['content-type'] ??= 'application/json';
-      }
-      const res = await inject(callback as never, { method: method as never, url: urlPath, headers, payload, remoteAddress: o.remoteAddress ?? '127.0.0.1' });
-      let body: unknown = res.body;
-      try {
-        body = res.body.length ? JSON.parse(res.body) : undefined;
-      } catch {
-        /* not JSON: leave the text */
-      }
-      return { status: res.statusCode, body, headers: res.headers as Response['headers'] };
-    },
+    request: injector(callback),
     stop,
     async close() {
       await stop();

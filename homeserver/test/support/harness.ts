@@ -63,8 +63,36 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** An in-process request function over a Node request handler (no port): `TestServer.request`. */
+export function injector(callback: http.RequestListener): TestServer['request'] {
+  return async (method, path, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    let payload: string | Buffer | undefined;
+    if (o.rawBody !== undefined) payload = o.rawBody;
+    else if (o.body !== undefined) {
+      payload = JSON.stringify(o.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await inject(callback as never, {
+      method: method as never,
+      url: path,
+      headers,
+      payload,
+      remoteAddress: o.remoteAddress ?? '127.0.0.1',
+    });
+    let body: unknown = res.body;
+    try {
+      body = res.body.length ? JSON.parse(res.body) : undefined;
+    } catch {
+      /* not JSON: leave the text */
+    }
+    return { status: res.statusCode, body, headers: res.headers as Response['headers'] };
+  };
+}
+
 /** Settings every test server gets unless overridden; a cheap scrypt cost keeps the suite fast. */
-const BASE_ENV: Record<string, string> = {
+export const BASE_ENV: Record<string, string> = {
   HEARTH_SERVER_NAME: 'hearth.test',
   HEARTH_PUBLIC_BASEURL: 'http://hearth.test/',
   HEARTH_REGISTRATION: 'open',
@@ -111,30 +139,7 @@ export async function startTestServer(
     hs,
     config,
     databaseUrl,
-    async request(method, path, o = {}) {
-      const headers: Record<string, string> = { ...(o.headers ?? {}) };
-      if (o.token) headers.authorization = `Bearer ${o.token}`;
-      let payload: string | Buffer | undefined;
-      if (o.rawBody !== undefined) payload = o.rawBody;
-      else if (o.body !== undefined) {
-        payload = JSON.stringify(o.body);
-        headers['content-type'] ??= 'application/json';
-      }
-      const res = await inject(callback as never, {
-        method: method as never,
-        url: path,
-        headers,
-        payload,
-        remoteAddress: o.remoteAddress ?? '127.0.0.1',
-      });
-      let body: unknown = res.body;
-      try {
-        body = res.body.length ? JSON.parse(res.body) : undefined;
-      } catch {
-        /* not JSON: leave the text */
-      }
-      return { status: res.statusCode, body, headers: res.headers as Response['headers'] };
-    },
+    request: injector(callback),
     /** Opens a port (once; later calls return the same base URL). */
     async listen() {
       if (!server) {

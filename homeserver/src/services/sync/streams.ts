@@ -69,6 +69,8 @@ export interface SyncPrepareRequest {
   since: number | undefined;
   /** `set_presence` of a /sync request (undefined: the default, `online`; the WebSocket sync sends none). */
   setPresence?: 'online' | 'offline' | 'unavailable';
+  /** How long this request may wait for news (a long-poll's timeout; 0 for the WebSocket sync). */
+  timeoutMs: number;
 }
 
 /**

@@ -11,6 +11,7 @@ import type { RoomDecorator, SyncStream, SyncStreamPart } from './streams.js';
 import { LazyMemberCache } from './lazy_members.js';
 import { syncRoom, type RoomSyncContext } from './room_sync.js';
 import { SyncCache } from './cache.js';
+import { ignoredUsers } from '../ephemeral/ignored.js';
 
 export interface SyncRequest {
   userId: string;
@@ -111,7 +112,7 @@ export class SyncService {
   async compute(req: SyncRequest, opts: ComputeOptions = {}): Promise<SyncResult> {
     for (const s of this.streams) {
       const acked = req.acknowledged ?? req.since;
-      await s.prepare?.({ userId: req.userId, deviceId: req.deviceId, since: acked?.[s.name], setPresence: req.setPresence });
+      await s.prepare?.({ userId: req.userId, deviceId: req.deviceId, since: acked?.[s.name], setPresence: req.setPresence, timeoutMs: req.timeoutMs });
     }
     return this.deps.db.transaction(async (tx) => {
       await tx.query('set transaction isolation level repeatable read, read only');
@@ -150,7 +151,9 @@ export class SyncService {
     const roomFilter = { rooms: f.room.rooms, notRooms: f.room.notRooms };
     const versions = await this.cache.roomVersions(sql, [...memberships.keys()]);
     const lazy = f.room.state.lazyLoadMembers ? this.lazyCache.begin(req.userId, req.deviceId, since, !f.room.state.includeRedundantMembers) : null;
-    const ctx: RoomSyncContext = { sql, userId: req.userId, deviceId: req.deviceId, filter: f, versions, lazy, cache: this.cache, newest };
+    // Loaded once per computation: a change of the list applies from the next sync on.
+    const ignored = await ignoredUsers(sql, req.userId);
+    const ctx: RoomSyncContext = { sql, userId: req.userId, deviceId: req.deviceId, filter: f, versions, lazy, cache: this.cache, newest, ignored };
     const rooms: Record<'join' | 'invite' | 'leave' | 'knock', Json> = { join: {}, invite: {}, leave: {}, knock: {} };
 
     const isNewlyJoined = (roomId: string) => since !== undefined && latest.has(roomId) && before.get(roomId)?.membership !== 'join';
@@ -195,7 +198,10 @@ export class SyncService {
       for (const roomId of roomsWith(kind)) {
         if (since !== undefined && latest.get(roomId)?.membership !== kind) continue;
         if (!roomPasses(roomFilter, roomId)) continue;
-        rooms[kind][roomId] = { [key]: { events: await strippedState(sql, roomId, req.userId) } };
+        const stripped = await strippedState(sql, roomId, req.userId);
+        // Invites from ignored users are not sent (spec: "Ignoring Users").
+        if (kind === 'invite' && stripped.some((e) => e.type === 'm.room.member' && e.state_key === req.userId && ignored.has(e.sender as string))) continue;
+        rooms[kind][roomId] = { [key]: { events: stripped } };
       }
     }
 
