@@ -33,6 +33,8 @@ export async function bootstrap(config: Config, logger: Logger, overrides: Servi
     throw err;
   }
   const services = await createServices(config, logger, db, bus, overrides);
+  // Push gateway sender: woken by the notifier, holds per-pusher leases (services/push/sender.ts).
+  services.push.sender.start();
   const deps: AppDeps = { config, logger, db, bus, services };
   const realtime = new RealtimeServer(deps);
   return {
@@ -43,8 +45,11 @@ export async function bootstrap(config: Config, logger: Logger, overrides: Servi
     async close() {
       await realtime.close();
       services.mailer.close();
+      await services.federationMessaging.close();
       services.federation.close();
+      await services.push.sender.close();
       await services.presence.close();
+      await services.typing.close();
       await bus.close();
       await db.close();
     },

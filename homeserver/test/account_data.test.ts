@@ -3,27 +3,12 @@
 // two-part sync token `s<events>_<accountData>`.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import WebSocket from 'ws';
-import { startTestServer, registerUser, type TestServer, type Response } from './support/harness.js';
+import { startTestServer, registerUser, type TestServer } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
+import { api, enc, ok, type User } from './support/rooms.js';
+import { syncAs as sync } from './support/e2e.js';
+import { openSyncSocket } from './support/ws_sync.js';
 import { formatToken, parseToken } from '../src/services/sync/token.js';
-
-type User = { user_id: string; access_token: string; device_id: string };
-const enc = encodeURIComponent;
-
-const api = (s: TestServer, u: User, method: string, path: string, body?: unknown): Promise<Response> =>
-  s.request(method, `/_matrix/client/v3${path}`, { token: u.access_token, body });
-
-function ok(res: Response, what: string): any {
-  assert.is(res.status, 200, `${what}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
-
-async function sync(s: TestServer, u: User, q: Record<string, string | number> = {}): Promise<any> {
-  const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(q)) params.set(k, String(v));
-  return ok(await api(s, u, 'GET', `/sync?${params}`), 'sync');
-}
 
 const globalData = (body: any): Record<string, unknown> => Object.fromEntries(body.account_data.events.map((e: any) => [e.type, e.content]));
 const roomData = (body: any, roomId: string): Record<string, unknown> | undefined =>
@@ -147,45 +132,26 @@ t('a waiting long-poll wakes on an account-data change', async ({ s, alice }) =>
 });
 
 t('WebSocket sync delivers an account-data change and accepts the two-part ack', async ({ s, alice }) => {
-  const base = await s.listen();
-  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/_hearth/client/v1/sync/ws');
-  const frames: any[] = [];
-  let wake = () => {};
-  ws.on('message', (d) => {
-    frames.push(JSON.parse(d.toString()));
-    wake();
-  });
-  const next = async (): Promise<any> => {
-    const deadline = Date.now() + 10_000;
-    while (frames.length === 0 && Date.now() < deadline) await new Promise<void>((r) => ((wake = r), setTimeout(r, 200)));
-    return frames.shift();
-  };
-  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  ws.send(JSON.stringify({ type: 'auth', access_token: alice.access_token }));
-  assert.is((await next()).type, 'ready');
-  const first = await next();
+  const sock = await openSyncSocket(s, alice);
+  const first = await sock.next();
   assert.is(first.type, 'sync');
   assert.match(first.pos, /^s\d+(?:_\d+){6}$/);
   assert.equal(globalData(first.data)['org.example.wake'], { n: 1 });
-  ws.send(JSON.stringify({ type: 'ack', pos: first.pos }));
+  sock.send({ type: 'ack', pos: first.pos });
   ok(await api(s, alice, 'PUT', `/user/${enc(alice.user_id)}/account_data/org.example.ws`, { via: 'ws' }), 'put');
-  const second = await next();
+  const second = await sock.next();
   assert.is(second?.type, 'sync', JSON.stringify(second));
   assert.equal(globalData(second.data), { 'org.example.ws': { via: 'ws' } });
   assert.is(parseToken(second.pos).events, parseToken(first.pos).events);
   assert.ok(parseToken(second.pos).accountData! > parseToken(first.pos).accountData!);
-  ws.send(JSON.stringify({ type: 'ack', pos: second.pos }));
+  sock.send({ type: 'ack', pos: second.pos });
   // Acknowledging a position that was not sent (account-data part ahead) is a protocol error.
   const p = parseToken(second.pos);
-  ws.send(JSON.stringify({ type: 'ack', pos: formatToken({ events: p.events, accountData: p.accountData! + 5 }) }));
-  const err = await next();
+  sock.send({ type: 'ack', pos: formatToken({ events: p.events, accountData: p.accountData! + 5 }) });
+  const err = await sock.next();
   assert.is(err?.errcode, 'M_INVALID_PARAM');
   // The server closes the socket (protocol error); let the close handshake finish.
-  assert.is(await closed, 4000);
+  assert.is((await sock.closed).code, 4000);
 });
 
 t.run();

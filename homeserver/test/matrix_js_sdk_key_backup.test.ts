@@ -3,103 +3,30 @@
 // enables; the Megolm key of an encrypted message lands in the backup (PUT /room_keys/keys); a device
 // that logs in later, given the backup decryption key, restores it from the server and reads the
 // message it never received a key for.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sdk from 'matrix-js-sdk';
-import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import { CryptoEvent } from 'matrix-js-sdk/lib/crypto-api/index.js';
-import { LoggerLevel, Tracing } from '@matrix-org/matrix-sdk-crypto-wasm';
-import { startTestServer, registerUser, login, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
+import { registerUser, login } from './support/harness.js';
+import type { User } from './support/rooms.js';
+import { cryptoClient, quietSdk, sdkSuite, waitUntil } from './support/sdk.js';
 
-for (const l of [sdkLogger, sdkLogger.getChild('[MatrixRTCSessionManager]')]) (l as unknown as { setLevel(level: 'silent'): void }).setLevel('silent');
+quietSdk();
 
+/** Crypto set-up and the backup loop are slow on a loaded machine: each wait here may take this long. */
 const WAIT_MS = 40_000;
 const PASSWORD = 'correct horse battery';
-type Login = { user_id: string; access_token: string; device_id: string };
-
-interface Ctx {
-  s: TestServer;
-  baseUrl: string;
-  clients: sdk.MatrixClient[];
-}
-const t = suite<Ctx>('matrix-js-sdk 37: server-side key backup with the Rust crypto');
 
 /**
  * The SDK arms a long timer per request and never clears it, and its backup loop first sleeps a
- * random 0-10 s: while this suite runs, SDK timers of a second or more do not keep the process alive
- * (they still fire). The suite's own wait bound uses the real setTimeout.
+ * random 0-10 s: while this suite runs, timers of a second or more do not keep the process alive
+ * (they still fire; waitUntil's own deadline keeps the real setTimeout). The wasm crypto and the
+ * SDK's backup loop log through console.*: muted during the suite.
  */
-const realSetTimeout = globalThis.setTimeout;
-/** The wasm crypto and the SDK's backup loop log through console.*: muted during the suite. */
-const realConsole = { debug: console.debug, log: console.log, info: console.info };
-function unrefLongTimers(): void {
-  globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
-    const timer = realSetTimeout(fn, ms, ...args);
-    if ((ms ?? 0) >= 1000) timer.unref();
-    return timer;
-  }) as typeof setTimeout;
-}
-
-beforeAll(t, async (ctx) => {
-  unrefLongTimers();
-  console.debug = console.log = console.info = () => {};
-  ctx.clients = [];
-  ctx.s = await startTestServer();
-  ctx.baseUrl = await ctx.s.listen();
-});
-t.after(async (ctx) => {
-  for (const c of ctx.clients ?? []) c.stopClient();
-  await ctx.s?.close();
-  globalThis.setTimeout = realSetTimeout;
-  Object.assign(console, realConsole);
-});
-
-/** A started client with Rust crypto (in memory) for this login, after its first sync. */
-async function cryptoClient(ctx: Ctx, u: Login): Promise<sdk.MatrixClient> {
-  const client = sdk.createClient({ baseUrl: ctx.baseUrl, accessToken: u.access_token, userId: u.user_id, deviceId: u.device_id });
-  ctx.clients.push(client);
-  await client.initRustCrypto({ useIndexedDB: false });
-  new Tracing(LoggerLevel.Error).turnOn();
-  const errors: unknown[] = [];
-  client.on(sdk.ClientEvent.Sync, (state: sdk.SyncState, _p: sdk.SyncState | null, data?: { error?: unknown }) => {
-    if (state === sdk.SyncState.Error) errors.push(data?.error);
-  });
-  await client.startClient({ initialSyncLimit: 20 });
-  await waitUntil(client, [sdk.ClientEvent.Sync], () => {
-    if (errors.length) throw new Error(`sync failed: ${String(errors[0])}`);
-    return client.isInitialSyncComplete();
-  }, `${u.user_id} ${u.device_id} initial sync`);
-  return client;
-}
-
-/** Resolves once `check()` holds, re-evaluated when the client emits one of `events`; fails after WAIT_MS. */
-function waitUntil(client: sdk.MatrixClient, events: string[], check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const emitter = client as unknown as { on(e: string, f: () => void): void; off(e: string, f: () => void): void };
-    let finished = false;
-    const done = (err?: Error) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      for (const e of events) emitter.off(e, listener);
-      if (err) reject(err);
-      else resolve();
-    };
-    const listener = () => {
-      Promise.resolve()
-        .then(check)
-        .then((ok) => ok && done(), (err: unknown) => done(err as Error));
-    };
-    const timer = realSetTimeout(() => done(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)), WAIT_MS);
-    for (const e of events) emitter.on(e, listener);
-    listener();
-  });
-}
+const t = sdkSuite('matrix-js-sdk 37: server-side key backup with the Rust crypto', [], { unrefTimersFrom: 1000, muteConsole: true });
 
 t('resetKeyBackup creates a trusted backup; sent room keys are backed up; a new device restores them', async (ctx) => {
   const aliceLogin = await registerUser(ctx.s, 'kbsdkalice');
-  const alice = await cryptoClient(ctx, aliceLogin);
+  const alice = await cryptoClient(ctx.baseUrl, aliceLogin, { track: ctx.clients, timeoutMs: WAIT_MS });
   const crypto = alice.getCrypto()!;
   const room = (path: string) => ctx.s.request('GET', `/_matrix/client/v3${path}`, { token: aliceLogin.access_token });
 
@@ -121,14 +48,14 @@ t('resetKeyBackup creates a trusted backup; sent room keys are backed up; a new 
   const second = (await room('/room_keys/version')).body;
   assert.is.not(second.version, info.version);
   assert.is((await room(`/room_keys/version/${info.version}`)).status, 404, 'the first backup was deleted');
-  await waitUntil(alice, [CryptoEvent.KeyBackupStatus], async () => (await crypto.getActiveSessionBackupVersion()) === second.version, 'the new backup is active');
+  await waitUntil(alice, [CryptoEvent.KeyBackupStatus], async () => (await crypto.getActiveSessionBackupVersion()) === second.version, 'the new backup is active', WAIT_MS);
 
   // An encrypted message: its Megolm session key is uploaded to the backup.
   const { room_id: roomId } = await alice.createRoom({
     preset: sdk.Preset.PrivateChat,
     initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
   });
-  await waitUntil(alice, [sdk.ClientEvent.Room, sdk.RoomEvent.Timeline], () => alice.getRoom(roomId)?.hasEncryptionStateEvent() === true, 'the encrypted room');
+  await waitUntil(alice, [sdk.ClientEvent.Room, sdk.RoomEvent.Timeline], () => alice.getRoom(roomId)?.hasEncryptionStateEvent() === true, 'the encrypted room', WAIT_MS);
   const sent = await alice.sendTextMessage(roomId, 'a secret worth backing up');
   const raw = (await room(`/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(sent.event_id)}`)).body;
   const sessionId = raw.content.session_id as string;
@@ -144,6 +71,7 @@ t('resetKeyBackup creates a trusted backup; sent room keys are backed up; a new 
       return res.status === 200 && backedUp !== undefined;
     },
     'the session key in the backup',
+    WAIT_MS,
   );
   assert.is(backedUp.first_message_index, 0);
   assert.type(backedUp.is_verified, 'boolean');
@@ -154,8 +82,8 @@ t('resetKeyBackup creates a trusted backup; sent room keys are backed up; a new 
   assert.ok(counted.count >= 1, 'the version counts the key');
 
   // A device that logs in afterwards never received this room key; with the backup key it restores it.
-  const laptopLogin = (await login(ctx.s, aliceLogin.user_id, PASSWORD)).body as Login;
-  const laptop = await cryptoClient(ctx, laptopLogin);
+  const laptopLogin = (await login(ctx.s, aliceLogin.user_id, PASSWORD)).body as User;
+  const laptop = await cryptoClient(ctx.baseUrl, laptopLogin, { track: ctx.clients, timeoutMs: WAIT_MS });
   const laptopCrypto = laptop.getCrypto()!;
   const backupKey = await crypto.getSessionBackupPrivateKey();
   assert.ok(backupKey, 'alice holds the backup decryption key');

@@ -1,32 +1,19 @@
 // The real matrix-js-sdk (37.x) and presence: alice sets her presence with client.setPresence, and
 // bob's syncing client sees it on its User object (the User.presence event), and reads it back
 // with client.getPresence.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sdk from 'matrix-js-sdk';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
-import { createRoom, join, type User } from './support/rooms.js';
-import { clientFor, quietSdk, startSynced, unrefLongTimers, waitUntil } from './support/sdk.js';
+import { createRoom, join } from './support/rooms.js';
+import { clientFor, quietSdk, sdkSuite, startSynced, waitUntil } from './support/sdk.js';
 
 quietSdk();
 
-const t = suite<{ s: TestServer; baseUrl: string; alice: User; bob: User; clients: sdk.MatrixClient[]; restoreTimers: () => void }>('matrix-js-sdk 37: presence');
+const t = sdkSuite('matrix-js-sdk 37: presence', ['alice', 'bob']);
 
 beforeAll(t, async (ctx) => {
-  ctx.restoreTimers = unrefLongTimers();
-  ctx.clients = [];
-  ctx.s = await startTestServer();
-  ctx.baseUrl = await ctx.s.listen();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
   const roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat' });
   await join(ctx.s, ctx.bob, roomId);
-});
-t.after(async (ctx) => {
-  for (const c of ctx.clients ?? []) c.stopClient();
-  await ctx.s?.close();
-  ctx.restoreTimers?.();
 });
 
 t("bob's client sees alice's presence change set through client.setPresence", async (ctx) => {

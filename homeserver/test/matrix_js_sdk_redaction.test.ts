@@ -1,31 +1,14 @@
 // The real matrix-js-sdk (37.x) and redactions: alice redacts her message with client.redactEvent,
 // and bob's syncing client sees the event in his live timeline redacted (isRedacted(), content
 // emptied, the redaction in unsigned.redacted_because), as does a client started afterwards.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sdk from 'matrix-js-sdk';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
-import { createRoom, join, type User } from './support/rooms.js';
-import { clientFor, quietSdk, startSynced, unrefLongTimers, waitUntil } from './support/sdk.js';
+import { createRoom, join } from './support/rooms.js';
+import { clientFor, quietSdk, sdkSuite, startSynced, waitUntil } from './support/sdk.js';
 
 quietSdk();
 
-const t = suite<{ s: TestServer; baseUrl: string; alice: User; bob: User; clients: sdk.MatrixClient[]; restoreTimers: () => void }>('matrix-js-sdk 37: redaction');
-
-beforeAll(t, async (ctx) => {
-  ctx.restoreTimers = unrefLongTimers();
-  ctx.clients = [];
-  ctx.s = await startTestServer();
-  ctx.baseUrl = await ctx.s.listen();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-});
-t.after(async (ctx) => {
-  for (const c of ctx.clients ?? []) c.stopClient();
-  await ctx.s?.close();
-  ctx.restoreTimers?.();
-});
+const t = sdkSuite('matrix-js-sdk 37: redaction', ['alice', 'bob']);
 
 const findEvent = (client: sdk.MatrixClient, roomId: string, eventId: string) =>
   client.getRoom(roomId)?.getLiveTimeline().getEvents().find((e) => e.getId() === eventId);

@@ -1,29 +1,14 @@
 // The real matrix-js-sdk (37.x) reading relations from a homeserver on a real port: paginating
 // reactions through `client.relations()` (the /v1 relations endpoint), and the bundled edit and
 // thread aggregations as the SDK's MatrixEvent exposes them. Events are sent through the API.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sdk from 'matrix-js-sdk';
-import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
-import { createRoom, join, send, type User } from './support/rooms.js';
+import { createRoom, join, send } from './support/rooms.js';
+import { clientFor, quietSdk, sdkSuite } from './support/sdk.js';
 
-(sdkLogger as unknown as { setLevel(level: 'silent'): void }).setLevel('silent');
+quietSdk();
 
-const t = suite<{ s: TestServer; baseUrl: string; alice: User; bob: User }>('matrix-js-sdk 37: relations');
-
-beforeAll(t, async (ctx) => {
-  ctx.s = await startTestServer();
-  ctx.baseUrl = await ctx.s.listen();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-});
-t.after(async (ctx) => {
-  await ctx.s?.close();
-});
-
-const clientFor = (baseUrl: string, u: User) => sdk.createClient({ baseUrl, accessToken: u.access_token, userId: u.user_id, deviceId: u.device_id });
+const t = sdkSuite('matrix-js-sdk 37: relations', ['alice', 'bob']);
 
 t('reactions page through client.relations(); edits and thread summaries are bundled aggregations', async ({ s, baseUrl, alice, bob }) => {
   const roomId = await createRoom(s, alice, { preset: 'public_chat' });

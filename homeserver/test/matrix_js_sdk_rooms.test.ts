@@ -2,115 +2,30 @@
 // clients create a room, invite and join, then exchange 100 messages that each sees, in order, in
 // its live timeline; a third user joins and pages back through the whole history to the room's
 // creation, both through the SDK's timeline model and through raw /messages requests.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sdk from 'matrix-js-sdk';
-import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
-import { beforeAll } from './support/hooks.js';
+import { registerUser } from './support/harness.js';
 import { DEFAULT_OVERRIDE, DEFAULT_UNDERRIDE } from './support/push.js';
+import { clientFor, quietSdk, sdkSuite, startSynced, waitUntil, type SdkCtx } from './support/sdk.js';
 
-// The SDK logs sync progress and its own push-rule fix-ups; keep the output readable.
-// Child loggers get their own level when first created: silence the one that reports state events
-// the SDK processes before it stores a newly joined room (SDK-internal ordering, harmless).
-for (const l of [sdkLogger, sdkLogger.getChild('[MatrixRTCSessionManager]')]) (l as unknown as { setLevel(level: 'silent'): void }).setLevel('silent');
+// The SDK logs sync progress and its own push-rule fix-ups; keep the output readable (quietSdk also
+// silences the child logger that reports state events the SDK processes before it stores a newly
+// joined room: SDK-internal ordering, harmless).
+quietSdk();
 
 const MESSAGES = 100;
-const WAIT_MS = 20_000;
 
-interface Ctx {
-  s: TestServer;
-  baseUrl: string;
-  clients: sdk.MatrixClient[];
-}
-const t = suite<Ctx>('matrix-js-sdk 37: rooms, live sync and history');
-
-/**
- * The SDK arms a timer for the local timeout of every request (its `timeoutSignal`: pollTimeout +
- * 80 s for each /sync) and never clears it, so a stopped client would hold the test process open for
- * almost two minutes. While this suite runs, timers of a minute or more do not keep the process
- * alive (they still fire); the test's own waits and the server's long-polls are shorter.
- */
-const realSetTimeout = globalThis.setTimeout;
-function unrefLongTimers(): void {
-  globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
-    const timer = realSetTimeout(fn, ms, ...args);
-    if ((ms ?? 0) >= 60_000) timer.unref();
-    return timer;
-  }) as typeof setTimeout;
-}
-
-beforeAll(t, async (ctx) => {
-  unrefLongTimers();
-  ctx.clients = [];
-  ctx.s = await startTestServer();
-  ctx.baseUrl = await ctx.s.listen();
-});
-t.after(async (ctx) => {
-  for (const c of ctx.clients ?? []) c.stopClient();
-  await ctx.s?.close();
-  globalThis.setTimeout = realSetTimeout;
-});
+const t = sdkSuite('matrix-js-sdk 37: rooms, live sync and history');
 
 /** A client for a freshly registered user (registered through the API), not yet started. */
-async function newClient(ctx: Ctx, localpart: string): Promise<sdk.MatrixClient> {
-  const u = await registerUser(ctx.s, localpart);
-  const client = sdk.createClient({ baseUrl: ctx.baseUrl, accessToken: u.access_token, userId: u.user_id, deviceId: u.device_id });
+async function newClient(ctx: SdkCtx, localpart: string): Promise<sdk.MatrixClient> {
+  const client = clientFor(ctx.baseUrl, await registerUser(ctx.s, localpart));
   ctx.clients.push(client);
   return client;
 }
 
-/**
- * Resolves once `check()` holds. It is re-evaluated whenever the client emits one of `events`
- * (no polling), and fails with `what` after WAIT_MS.
- */
-function waitUntil(client: sdk.MatrixClient, events: string[], check: () => boolean, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const emitter = client as unknown as { on(e: string, f: () => void): void; off(e: string, f: () => void): void };
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      for (const e of events) emitter.off(e, listener);
-      if (err) reject(err);
-      else resolve();
-    };
-    const listener = () => {
-      let ok: boolean;
-      try {
-        ok = check();
-      } catch (err) {
-        done(err as Error);
-        return;
-      }
-      if (ok) done();
-    };
-    const timer = setTimeout(() => done(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)), WAIT_MS);
-    for (const e of events) emitter.on(e, listener);
-    listener();
-  });
-}
-
 /** Starts the client's sync loop and waits for its first sync to be processed. */
-async function start(client: sdk.MatrixClient, initialSyncLimit = 50): Promise<void> {
-  const errors: unknown[] = [];
-  const onSync = (state: sdk.SyncState, _prev: sdk.SyncState | null, data?: { error?: unknown }) => {
-    if (state === sdk.SyncState.Error) errors.push(data?.error);
-  };
-  client.on(sdk.ClientEvent.Sync, onSync);
-  await client.startClient({ initialSyncLimit });
-  try {
-    await waitUntil(
-      client,
-      [sdk.ClientEvent.Sync],
-      () => {
-        if (errors.length) throw new Error(`the SDK's sync failed: ${String(errors[0])}`);
-        return client.isInitialSyncComplete();
-      },
-      `${client.getUserId()}'s initial sync`,
-    );
-  } finally {
-    client.off(sdk.ClientEvent.Sync, onSync);
-  }
-}
+const start = (client: sdk.MatrixClient, initialSyncLimit = 50) => startSynced(client, { initialSyncLimit });
 
 const membershipOf = (client: sdk.MatrixClient, roomId: string, userId: string) => client.getRoom(roomId)?.getMember(userId)?.membership;
 

@@ -2,22 +2,18 @@
 // m.presence events in /sync (initial: current state; incremental: changes; long-polls woken;
 // the presence filter), set_presence, activity, the idle and stopped-syncing transitions done by
 // the sweeper, two processes on one database, the WebSocket sync, and presence switched off.
-import { suite } from 'uvu';
+import { suite, type Test } from 'uvu';
 import * as assert from 'uvu/assert';
-import WebSocket from 'ws';
 import { startTestServer, registerUser, type TestServer } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
 import { api, assertError, createRoom, enc, join, ok, send, type User } from './support/rooms.js';
+import { syncAs as sync } from './support/e2e.js';
+import { openSyncSocket } from './support/ws_sync.js';
 import { parseToken } from '../src/services/sync/token.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A wait for something the server does on its own fails the test after this long. */
 const WAIT_MS = 15_000;
-
-function sync(s: TestServer, u: User, q: Record<string, string | number> = {}): Promise<any> {
-  const qs = new URLSearchParams(Object.entries(q).map(([k, v]): [string, string] => [k, String(v)])).toString();
-  return api(s, u, 'GET', `/sync${qs ? `?${qs}` : ''}`).then((r) => ok(r, 'sync'));
-}
 
 const presenceOf = (body: any, userId: string): any[] => body.presence.events.filter((e: any) => e.sender === userId);
 
@@ -42,23 +38,30 @@ async function waitPresence(s: TestServer, viewer: User, since: string, userId: 
   }
 }
 
+type Ctx<N extends string> = { s: TestServer; roomId: string } & Record<'alice' | 'bob' | N, User>;
+
+/**
+ * A suite with its own server (started with `env`), the users alice, bob and `more` registered,
+ * and alice's public room `roomId` that bob joined.
+ */
+function presenceSuite<N extends string = never>(name: string, env: Record<string, string>, more: readonly N[] = []): Test<Ctx<N>> {
+  const t = suite<Ctx<N>>(name);
+  beforeAll(t, async (ctx) => {
+    ctx.s = await startTestServer(env);
+    for (const l of ['alice', 'bob', ...more]) (ctx as Record<string, unknown>)[l] = await registerUser(ctx.s, l);
+    ctx.roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat' });
+    await join(ctx.s, ctx.bob, ctx.roomId);
+  });
+  t.after(async (ctx) => {
+    await ctx.s?.close();
+  });
+  return t;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Default timings (the grace is long enough that nobody goes offline during the suite).
 
-const t = suite<{ s: TestServer; base: string; alice: User; bob: User; carol: User; roomId: string }>('presence: API and /sync');
-
-beforeAll(t, async (ctx) => {
-  ctx.s = await startTestServer({ HEARTH_PRESENCE_SYNC_GRACE_MS: '3600000', HEARTH_PRESENCE_MAX_STATUS_MSG_LENGTH: '16' });
-  ctx.base = await ctx.s.listen();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.carol = await registerUser(ctx.s, 'carol');
-  ctx.roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat' });
-  await join(ctx.s, ctx.bob, ctx.roomId);
-});
-t.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const t = presenceSuite('presence: API and /sync', { HEARTH_PRESENCE_SYNC_GRACE_MS: '3600000', HEARTH_PRESENCE_MAX_STATUS_MSG_LENGTH: '16' }, ['carol']);
 
 t('PUT sets and GET reads one\'s own presence; bad bodies are refused', async ({ s, alice }) => {
   ok(await putPresence(s, alice, { presence: 'online', status_msg: 'here' }));
@@ -181,40 +184,15 @@ t('a newly joined room brings its members\' current presence', async ({ s, alice
   assert.is(presenceOf(after, alice.user_id)[0]?.content.status_msg, 'hello carol');
 });
 
-t('the WebSocket sync delivers presence changes', async ({ s, base, alice, bob }) => {
-  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/_hearth/client/v1/sync/ws');
-  const frames: any[] = [];
-  let wake = () => {};
-  ws.on('message', (d) => {
-    frames.push(JSON.parse(d.toString()));
-    wake();
-  });
-  await new Promise((r) => ws.once('open', r));
-  /** The next sync frame (acknowledged) that satisfies `pred`. */
-  const nextSync = async (pred: (f: any) => boolean): Promise<any> => {
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const f = frames.shift();
-      if (f?.type === 'sync') {
-        ws.send(JSON.stringify({ type: 'ack', pos: f.pos }));
-        if (pred(f)) return f;
-      } else if (f === undefined) {
-        if (Date.now() > deadline) throw new Error('no matching WebSocket sync frame');
-        await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, 200);
-        });
-      }
-    }
-  };
+t('the WebSocket sync delivers presence changes', async ({ s, alice, bob }) => {
+  const sock = await openSyncSocket(s, bob, { autoAck: true });
   try {
-    ws.send(JSON.stringify({ type: 'auth', access_token: bob.access_token }));
-    await nextSync(() => true); // the initial batch
+    await sock.nextSync(); // the initial batch
     ok(await putPresence(s, alice, { presence: 'unavailable', status_msg: 'over the socket' }));
-    const f = await nextSync((x) => presenceOf(x.data, alice.user_id).length > 0);
+    const f = await sock.nextSync((x) => presenceOf(x.data, alice.user_id).length > 0, WAIT_MS);
     assert.equal(presenceOf(f.data, alice.user_id).map((e) => [e.content.presence, e.content.status_msg]), [['unavailable', 'over the socket']]);
   } finally {
-    ws.close();
+    await sock.close();
   }
 });
 
@@ -232,19 +210,7 @@ const TIMINGS = {
   HEARTH_WS_PING_INTERVAL_MS: '100',
 };
 
-const tt = suite<{ s: TestServer; base: string; alice: User; bob: User; roomId: string }>('presence: idle and offline transitions');
-
-beforeAll(tt, async (ctx) => {
-  ctx.s = await startTestServer(TIMINGS);
-  ctx.base = await ctx.s.listen();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat' });
-  await join(ctx.s, ctx.bob, ctx.roomId);
-});
-tt.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const tt = presenceSuite('presence: idle and offline transitions', TIMINGS);
 
 tt('idle while syncing: unavailable; activity: online; currently_active clears, then idle again; stopped syncing: offline', async ({ s, alice, bob, roomId }) => {
   let since = (await sync(s, bob)).next_batch;
@@ -280,17 +246,11 @@ tt('idle while syncing: unavailable; activity: online; currently_active clears, 
   assert.is(ok(await getPresence(s, bob, alice.user_id)).presence, 'offline');
 });
 
-tt('a connected WebSocket sync keeps its user from going offline; closing it lets them go', async ({ s, base, bob, roomId }) => {
+tt('a connected WebSocket sync keeps its user from going offline; closing it lets them go', async ({ s, bob, roomId }) => {
   const frank = await registerUser(s, 'frank');
   await join(s, frank, roomId);
   const since = (await sync(s, bob)).next_batch;
-  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/_hearth/client/v1/sync/ws');
-  ws.on('message', (d) => {
-    const f = JSON.parse(d.toString());
-    if (f.type === 'sync') ws.send(JSON.stringify({ type: 'ack', pos: f.pos }));
-  });
-  await new Promise((r) => ws.once('open', r));
-  ws.send(JSON.stringify({ type: 'auth', access_token: frank.access_token }));
+  const sock = await openSyncSocket(s, frank, { autoAck: true });
   const seen: any[] = [];
   const { since: idle } = await waitPresence(s, bob, since, frank.user_id, (c) => c.presence === 'unavailable', seen);
   assert.not.ok(seen.some((c) => c.presence === 'offline'));
@@ -301,25 +261,14 @@ tt('a connected WebSocket sync keeps its user from going offline; closing it let
   const quiet = await sync(s, bob, { since: idle });
   assert.equal(presenceOf(quiet, frank.user_id), [], 'still connected: no change (never offline)');
   assert.is(ok(await getPresence(s, bob, frank.user_id)).presence, 'unavailable');
-  ws.close();
+  await sock.close();
   await waitPresence(s, bob, quiet.next_batch, frank.user_id, (c) => c.presence === 'offline');
 });
 
 tt.run();
 
-const lp = suite<{ s: TestServer; alice: User; bob: User }>('presence: a sync counts as syncing only as long as it may wait');
-
-beforeAll(lp, async (ctx) => {
-  // The server allows minute-long long-polls, but alice's one sync waits for nothing (timeout 0).
-  ctx.s = await startTestServer({ ...TIMINGS, HEARTH_SYNC_MAX_TIMEOUT_MS: '600000', HEARTH_PRESENCE_IDLE_MS: '600000' });
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  const roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat' });
-  await join(ctx.s, ctx.bob, roomId);
-});
-lp.after(async (ctx) => {
-  await ctx.s?.close();
-});
+// The server allows minute-long long-polls, but alice's one sync waits for nothing (timeout 0).
+const lp = presenceSuite('presence: a sync counts as syncing only as long as it may wait', { ...TIMINGS, HEARTH_SYNC_MAX_TIMEOUT_MS: '600000', HEARTH_PRESENCE_IDLE_MS: '600000' });
 
 lp('offline follows the grace after the last sync could end, not the server\'s longest long-poll', async ({ s, alice, bob }) => {
   const since = (await sync(s, bob)).next_batch;
@@ -383,18 +332,7 @@ two.run();
 
 // ---------------------------------------------------------------------------------------------
 
-const off = suite<{ s: TestServer; alice: User; bob: User }>('presence: HEARTH_PRESENCE_ENABLED=false');
-
-beforeAll(off, async (ctx) => {
-  ctx.s = await startTestServer({ HEARTH_PRESENCE_ENABLED: 'false' });
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  const roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat' });
-  await join(ctx.s, ctx.bob, roomId);
-});
-off.after(async (ctx) => {
-  await ctx.s?.close();
-});
+const off = presenceSuite('presence: HEARTH_PRESENCE_ENABLED=false', { HEARTH_PRESENCE_ENABLED: 'false' });
 
 off('PUT is accepted and ignored; GET answers offline; /sync carries no presence', async ({ s, alice, bob }) => {
   const since = (await sync(s, bob)).next_batch;

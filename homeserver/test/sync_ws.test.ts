@@ -7,77 +7,15 @@ import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { startTestServer, registerUser, type TestServer } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
+import { createRoom, type User } from './support/rooms.js';
+import { connectSyncSocket, openSyncSocket, SYNC_WS_PATH as PATH } from './support/ws_sync.js';
 import { SyncSocket } from '../src/api/ws/sync_session.js';
 
-type User = { user_id: string; access_token: string; device_id: string };
-const PATH = '/_hearth/client/v1/sync/ws';
 const enc = encodeURIComponent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A `ws` client that queues the frames it receives. */
-class Client {
-  readonly frames: any[] = [];
-  private wake: (() => void) | null = null;
-  readonly closed: Promise<{ code: number; reason: string }>;
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('error', () => {}); // reported through 'close'
-    ws.on('message', (data) => {
-      this.frames.push(JSON.parse(data.toString()));
-      this.wake?.();
-    });
-    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-    void this.closed.then(() => this.wake?.());
-  }
-
-  static async open(base: string, opts: WebSocket.ClientOptions = {}): Promise<Client> {
-    const ws = new WebSocket(base.replace(/^http/, 'ws') + PATH, opts);
-    const c = new Client(ws);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('close', () => reject(new Error('closed before it opened')));
-    });
-    return c;
-  }
-
-  static async auth(base: string, token: string, extra: Record<string, unknown> = {}): Promise<Client> {
-    const c = await Client.open(base);
-    c.send({ type: 'auth', access_token: token, ...extra });
-    const ready = await c.next();
-    assert.is(ready.type, 'ready', JSON.stringify(ready));
-    return c;
-  }
-
-  send(frame: unknown): void {
-    this.ws.send(JSON.stringify(frame));
-  }
-
-  /** The next frame, waiting up to `ms`; undefined if none came (or the socket closed). */
-  async next(ms = 10_000): Promise<any> {
-    const deadline = Date.now() + ms;
-    while (this.frames.length === 0) {
-      if (this.ws.readyState === WebSocket.CLOSED || Date.now() >= deadline) return undefined;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline - Date.now());
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-    return this.frames.shift();
-  }
-}
-
 const messageIds = (frame: any, roomId: string): string[] =>
   (frame.data.rooms.join[roomId]?.timeline.events ?? []).filter((e: any) => e.type === 'm.room.message').map((e: any) => e.event_id);
-
-async function createRoom(s: TestServer, u: User, body: Record<string, unknown> = {}): Promise<string> {
-  const res = await s.request('POST', '/_matrix/client/v3/createRoom', { token: u.access_token, body });
-  assert.is(res.status, 200, JSON.stringify(res.body));
-  return res.body.room_id;
-}
 
 /** Sends `n` messages through the TimelineService, `batch` at a time. */
 async function sendMany(s: TestServer, u: User, roomId: string, n: number, batch = 50, delayMs = 0): Promise<void> {
@@ -121,38 +59,37 @@ t('authentication is the first frame; the token is never taken from the URL', as
     ws.terminate();
   }
 
-  const silent = await Client.open(base);
+  const silent = await connectSyncSocket(s);
   assert.is((await silent.next()).errcode, 'M_MISSING_TOKEN');
   assert.is((await silent.closed).code, 4001, 'no auth frame in time');
 
-  const early = await Client.open(base);
+  const early = await connectSyncSocket(s);
   early.send({ type: 'ack', pos: 's1' });
   assert.is((await early.closed).code, 4001, 'another frame before auth');
 
-  const bad = await Client.open(base);
+  const bad = await connectSyncSocket(s);
   bad.send({ type: 'auth', access_token: 'not-a-token' });
   assert.is((await bad.next()).errcode, 'M_UNKNOWN_TOKEN');
   assert.is((await bad.closed).code, 4003);
 
-  const badSince = await Client.open(base);
+  const badSince = await connectSyncSocket(s);
   badSince.send({ type: 'auth', access_token: u.access_token, since: 'nonsense' });
   assert.is((await badSince.next()).errcode, 'M_INVALID_PARAM');
   assert.is((await badSince.closed).code, 4000);
 
-  const c = await Client.auth(base, u.access_token, { filter: { room: { timeline: { limit: 5 } } } });
+  const c = await openSyncSocket(s, u, { auth: { filter: { room: { timeline: { limit: 5 } } } } });
   const first = await c.next();
   assert.is(first.type, 'sync');
   assert.is(first.pos, first.data.next_batch, 'pos is the batch next_batch');
   assert.ok(first.data.rooms.join[roomId], 'an initial sync');
   assert.is(first.data.rooms.join[roomId].timeline.events.length, 5, 'the inline filter applies');
-  c.ws.close();
-  await c.closed;
+  await c.close();
 });
 
-t('1,000 messages arrive in order through two cut connections, resumed from the last acknowledged position', async ({ s, base }) => {
+t('1,000 messages arrive in order through two cut connections, resumed from the last acknowledged position', async ({ s }) => {
   const u = await registerUser(s, 'many');
   const roomId = await createRoom(s, u, { name: 'Many' });
-  let c = await Client.auth(base, u.access_token);
+  let c = await openSyncSocket(s, u);
   const initial = await c.next();
   c.send({ type: 'ack', pos: initial.pos });
   let acked: string = initial.pos;
@@ -173,7 +110,7 @@ t('1,000 messages arrive in order through two cut connections, resumed from the 
       cuts.shift();
       c.ws.terminate();
       await c.closed;
-      c = await Client.auth(base, u.access_token, { since: acked });
+      c = await openSyncSocket(s, u, { since: acked });
       continue;
     }
     applied.push(...messageIds(f, roomId));
@@ -185,20 +122,18 @@ t('1,000 messages arrive in order through two cut connections, resumed from the 
   assert.is(new Set(applied).size, applied.length, 'no message twice');
   assert.equal(applied, await streamOrder(s, u, roomId, initial.pos), 'exactly the 1,000, in stream order');
   console.log(`    1000 messages in ${frames} batches, two resumes`);
-  c.ws.close();
-  await c.closed;
+  await c.close();
 });
 
-t('catching up over several rooms: batches hold up to the timeline limit per room, never a gap', async ({ s, base }) => {
+t('catching up over several rooms: batches hold up to the timeline limit per room, never a gap', async ({ s }) => {
   const u = await registerUser(s, 'rooms');
   const [r1, r2] = [await createRoom(s, u, { name: 'R1' }), await createRoom(s, u, { name: 'R2' })];
-  let c = await Client.auth(base, u.access_token);
+  let c = await openSyncSocket(s, u);
   const initial = await c.next();
-  c.ws.close();
-  await c.closed;
+  await c.close();
   for (let i = 0; i < 30; i++) for (const r of [r1, r2]) await sendMany(s, u, r, 1);
 
-  c = await Client.auth(base, u.access_token, { since: initial.pos });
+  c = await openSyncSocket(s, u, { since: initial.pos });
   const got: Record<string, string[]> = { [r1]: [], [r2]: [] };
   const sizes: number[] = [];
   while (got[r1]!.length + got[r2]!.length < 60) {
@@ -213,14 +148,13 @@ t('catching up over several rooms: batches hold up to the timeline limit per roo
   }
   assert.equal(sizes, [20, 20, 20], 'ten per room per batch (the default limit), both rooms together');
   for (const r of [r1, r2]) assert.equal(got[r], await streamOrder(s, u, r, initial.pos));
-  c.ws.close();
-  await c.closed;
+  await c.close();
 });
 
-t('backpressure: at most HEARTH_WS_MAX_UNACKED batches in flight; acknowledging releases the rest', async ({ s, base }) => {
+t('backpressure: at most HEARTH_WS_MAX_UNACKED batches in flight; acknowledging releases the rest', async ({ s }) => {
   const u = await registerUser(s, 'slow');
   const roomId = await createRoom(s, u, { name: 'Slow' });
-  const c = await Client.auth(base, u.access_token);
+  const c = await openSyncSocket(s, u);
   const initial = await c.next();
   const received = [initial];
   const order = await streamOrder(s, u, roomId, initial.pos);
@@ -231,7 +165,7 @@ t('backpressure: at most HEARTH_WS_MAX_UNACKED batches in flight; acknowledging 
     await sleep(15);
   }
   await sleep(300);
-  for (let f = await c.next(50); f; f = await c.next(50)) received.push(f);
+  for (let f = await c.poll(50); f; f = await c.poll(50)) received.push(f);
   assert.is(received.length, 2, 'the initial batch and one more (HEARTH_WS_MAX_UNACKED=2)');
 
   const ids = received.slice(1).flatMap((f) => messageIds(f, roomId));
@@ -244,8 +178,7 @@ t('backpressure: at most HEARTH_WS_MAX_UNACKED batches in flight; acknowledging 
     last = f.pos;
   }
   assert.equal(ids, await streamOrder(s, u, roomId, initial.pos), 'all twelve, in order, once');
-  c.ws.close();
-  await c.closed;
+  await c.close();
 });
 
 t('a full send buffer holds batches back; they resume once it drains', async ({ s }) => {
@@ -290,9 +223,9 @@ t('a full send buffer holds batches back; they resume once it drains', async ({ 
   }
 });
 
-t('a logout closes the socket with M_UNKNOWN_TOKEN', async ({ s, base }) => {
+t('a logout closes the socket with M_UNKNOWN_TOKEN', async ({ s }) => {
   const u = await registerUser(s, 'leaver');
-  const c = await Client.auth(base, u.access_token);
+  const c = await openSyncSocket(s, u);
   assert.is((await c.next()).type, 'sync');
   const res = await s.request('POST', '/_matrix/client/v3/logout', { token: u.access_token, body: {} });
   assert.is(res.status, 200);
@@ -302,10 +235,10 @@ t('a logout closes the socket with M_UNKNOWN_TOKEN', async ({ s, base }) => {
   assert.is((await c.closed).code, 4003);
 });
 
-t("a refreshed token replaces the socket's token; another device's token is refused", async ({ s, base }) => {
+t("a refreshed token replaces the socket's token; another device's token is refused", async ({ s }) => {
   const u = await registerUser(s, 'refresher', 'correct horse battery', { refresh_token: true });
   const roomId = await createRoom(s, u, { name: 'Refresh' });
-  const c = await Client.auth(base, u.access_token);
+  const c = await openSyncSocket(s, u);
   assert.is((await c.next()).type, 'sync');
   const fresh = await s.request('POST', '/_matrix/client/v3/refresh', { body: { refresh_token: u.refresh_token } });
   assert.is(fresh.status, 200);
@@ -326,14 +259,13 @@ t("a refreshed token replaces the socket's token; another device's token is refu
   assert.is((await c.closed).code, 4003);
 });
 
-t('a newer connection of the same device replaces the older one', async ({ s, base }) => {
+t('a newer connection of the same device replaces the older one', async ({ s }) => {
   const u = await registerUser(s, 'twice');
-  const a = await Client.auth(base, u.access_token);
-  const b = await Client.auth(base, u.access_token);
+  const a = await openSyncSocket(s, u);
+  const b = await openSyncSocket(s, u);
   assert.is((await a.closed).code, 4009);
   assert.is(b.ws.readyState, WebSocket.OPEN);
-  b.ws.close();
-  await b.closed;
+  await b.close();
 });
 
 t.run();
@@ -343,18 +275,16 @@ const ping = suite('WebSocket sync: ping/pong');
 ping('a client that stops answering pings is dropped; one that answers stays', async () => {
   const s = await startTestServer({ HEARTH_WS_PING_INTERVAL_MS: '100' });
   try {
-    const base = await s.listen();
     const [u, v] = [await registerUser(s, 'mute'), await registerUser(s, 'live')];
-    const mute = await Client.open(base, { autoPong: false });
+    const mute = await connectSyncSocket(s, { ws: { autoPong: false } });
     mute.send({ type: 'auth', access_token: u.access_token });
-    const live = await Client.auth(base, v.access_token);
+    const live = await openSyncSocket(s, v);
     const closed = await Promise.race([mute.closed, sleep(2000).then(() => null)]);
     assert.ok(closed, 'the mute client was dropped');
     assert.is(closed!.code, 1006, 'terminated, no close handshake');
     await sleep(350);
     assert.is(live.ws.readyState, WebSocket.OPEN, 'the answering client is still connected');
-    live.ws.close();
-    await live.closed;
+    await live.close();
   } finally {
     await s.close();
   }

@@ -4,12 +4,12 @@
 // long-poll wake-ups and the WebSocket sync.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import WebSocket from 'ws';
 import pg from 'pg';
 import { createTestDatabase, login, registerUser, startTestServer, type TestServer } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
 import { api, assertError, enc, ok, type User } from './support/rooms.js';
 import { syncAs } from './support/e2e.js';
+import { openSyncSocket, type SyncSocket } from './support/ws_sync.js';
 
 const PASSWORD = 'correct horse battery';
 type Ctx = { s: TestServer; alice: User; bob: User; drop: () => Promise<void> };
@@ -117,59 +117,36 @@ t('a long-poll wakes up for a message; the WebSocket sync delivers one too', asy
   const woke = await waiting;
   assert.equal(toDevice(woke).map((e) => e.content), [{ woke: 1 }]);
 
-  const { ws, next } = await openSyncSocket(s, bob, woke.next_batch);
+  const sock = await openSyncSocket(s, bob, { since: woke.next_batch });
   ok(await sendTo(s, alice, { [bob.user_id]: { [bob.device_id]: { ws: 1 } } }), 'send');
-  let frame = await next();
-  while (frame.type === 'sync' && toDevice(frame.data).length === 0) frame = await next();
+  let frame = await sock.next();
+  while (frame.type === 'sync' && toDevice(frame.data).length === 0) frame = await sock.next();
   assert.equal(toDevice(frame.data).map((e: any) => e.content), [{ ws: 1 }]);
-  ws.close();
+  await sock.close();
 });
 
 t('WebSocket sync: messages of unacknowledged batches survive a dropped connection', async ({ s, alice, bob }) => {
   const start = (await syncAs(s, bob)).next_batch;
-  const first = await openSyncSocket(s, bob, start);
+  const first = await openSyncSocket(s, bob, { since: start });
   ok(await sendTo(s, alice, { [bob.user_id]: { [bob.device_id]: { n: 1 } } }), 'send');
   const got: unknown[] = [];
-  while (got.length < 1) got.push(...toDevice((await first.next()).data ?? { to_device: { events: [] } }).map((e: any) => e.content));
+  await collectToDevice(first, got, 1);
   // A second batch is computed from the first (never acknowledged); the connection then drops.
   ok(await sendTo(s, alice, { [bob.user_id]: { [bob.device_id]: { n: 2 } } }), 'send');
-  while (got.length < 2) got.push(...toDevice((await first.next()).data ?? { to_device: { events: [] } }).map((e: any) => e.content));
+  await collectToDevice(first, got, 2);
   assert.equal(got, [{ n: 1 }, { n: 2 }]);
   first.ws.terminate();
   // Resuming from the last acknowledged position (the start) gets both again.
-  const again = await openSyncSocket(s, bob, start);
+  const again = await openSyncSocket(s, bob, { since: start });
   const resent: unknown[] = [];
-  while (resent.length < 2) resent.push(...toDevice((await again.next()).data ?? { to_device: { events: [] } }).map((e: any) => e.content));
+  await collectToDevice(again, resent, 2);
   assert.equal(resent, [{ n: 1 }, { n: 2 }]);
-  again.ws.close();
+  await again.close();
 });
 
-/** Opens a WebSocket sync resuming from `since`; `next()` yields the frames after `ready`. */
-async function openSyncSocket(s: TestServer, u: User, since: string) {
-  const base = await s.listen();
-  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/_hearth/client/v1/sync/ws');
-  const frames: any[] = [];
-  let wake: (() => void) | null = null;
-  ws.on('message', (d) => {
-    frames.push(JSON.parse(d.toString()));
-    wake?.();
-  });
-  await new Promise((r) => ws.once('open', r));
-  // A frame that never comes fails the test instead of hanging it.
-  const next = async (): Promise<any> => {
-    const deadline = Date.now() + 20_000;
-    while (frames.length === 0) {
-      if (Date.now() > deadline) throw new Error('no sync frame within 20 s');
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 1000).unref();
-      });
-    }
-    return frames.shift();
-  };
-  ws.send(JSON.stringify({ type: 'auth', access_token: u.access_token, since }));
-  assert.is((await next()).type, 'ready');
-  return { ws, next };
+/** Appends the to-device contents of the socket's next frames to `into` until it holds `n`. */
+async function collectToDevice(sock: SyncSocket, into: unknown[], n: number): Promise<void> {
+  while (into.length < n) into.push(...toDevice((await sock.next()).data ?? { to_device: { events: [] } }).map((e: any) => e.content));
 }
 
 t('transaction ids: a retry is applied once, also after a restart', async (ctx) => {

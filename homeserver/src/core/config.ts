@@ -48,6 +48,10 @@ export interface Config {
   media: MediaConfig;
   /** Presence (spec: "Presence"): idle and offline transitions. */
   presence: PresenceConfig;
+  /** Typing notifications (spec: "Typing Notifications"). */
+  typing: TypingConfig;
+  /** Push notifications: unread counts, /notifications, pushers and the push gateway sender. */
+  push: PushConfig;
   /** End-to-end encryption support: key uploads, send-to-device. */
   e2e: E2eConfig;
   /** Server-side room key backups (/room_keys). */
@@ -124,6 +128,36 @@ export interface PresenceConfig {
   maxStatusMsgLength: number;
 }
 
+export interface PushConfig {
+  /** First retry delay after a push gateway failed; doubles per failure up to retryMaxMs. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** A notification still failing after this long is skipped (the pusher goes on with the next). */
+  giveUpAfterMs: number;
+  /** Deadline of one request to a push gateway. */
+  requestTimeoutMs: number;
+  /** How long a process's claim on a pusher lasts unless renewed (renewed every third of it). */
+  leaseMs: number;
+  /** Allow gateways at loopback/private/link-local addresses (off: such URLs are refused when sending). */
+  allowPrivateAddresses: boolean;
+  maxPushersPerUser: number;
+  /** Push actions (what /notifications lists) older than this are deleted. */
+  actionsRetentionMs: number;
+  /** Users whose compiled push rules each process keeps. */
+  ruleCacheUsers: number;
+  /** Largest `limit` of GET /notifications. */
+  notificationsMaxLimit: number;
+}
+
+export interface TypingConfig {
+  /** Longest typing notice honoured (a longer `timeout` is cut to this; Synapse: 2 minutes). */
+  maxTimeoutMs: number;
+  /** A typing notice without `timeout` lasts this long. */
+  defaultTimeoutMs: number;
+  /** How often each process stops notices whose expiry timer died with another process. */
+  sweepIntervalMs: number;
+}
+
 export interface KeyBackupConfig {
   /** Keys one PUT /room_keys/keys... may carry (M_TOO_LARGE above). */
   maxKeysPerRequest: number;
@@ -181,6 +215,24 @@ export interface FederationConfig {
   notaryMaxServers: number;
   /** `m.server` served at `/.well-known/matrix/server`; unset: that path answers 404. */
   wellKnownServer?: string;
+  /** The outgoing transaction queue and remote E2EE/media look-ups (services/federation/sender). */
+  sender: FederationSenderConfig;
+  /** Room events between servers (services/federation/event_handler.ts, backfill.ts). */
+  rooms: { missingEvents: number; maxFetchedState: number; backfill: number };
+}
+
+export interface FederationSenderConfig {
+  /** First back-off after a failed transaction; doubles per failure (with ±50% jitter) up to `retryMaxMs`. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** After an outage, only this many of the newest events per room are sent (the peer fetches gaps). */
+  catchUpEventsPerRoom: number;
+  /** How long one process holds a destination's send lease (renewed per transaction). */
+  leaseMs: number;
+  /** Deadline of a /user/keys/query, /user/keys/claim or /user/devices request to another server. */
+  remoteKeysTimeoutMs: number;
+  /** Largest remote media file fetched and cached. */
+  remoteMediaMaxBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -315,6 +367,19 @@ function federationConfig(env: Env, bindHost: string): FederationConfig {
     maxConcurrentPerOrigin: int(env, 'HEARTH_FEDERATION_MAX_CONCURRENT_PER_ORIGIN', 10, 1, 10_000),
     notaryMaxServers: int(env, 'HEARTH_FEDERATION_NOTARY_MAX_SERVERS', 100, 1, 10_000),
     wellKnownServer,
+    sender: {
+      retryBaseMs: int(env, 'HEARTH_FEDERATION_RETRY_BASE_MS', 10_000, 10, 24 * 3600_000),
+      retryMaxMs: int(env, 'HEARTH_FEDERATION_RETRY_MAX_MS', 3600_000, 10, 7 * 24 * 3600_000),
+      catchUpEventsPerRoom: int(env, 'HEARTH_FEDERATION_CATCHUP_EVENTS_PER_ROOM', 20, 1, 1000),
+      leaseMs: int(env, 'HEARTH_FEDERATION_SEND_LEASE_MS', 60_000, 1000, 3600_000),
+      remoteKeysTimeoutMs: int(env, 'HEARTH_FEDERATION_REMOTE_KEYS_TIMEOUT_MS', 10_000, 100, 600_000),
+      remoteMediaMaxBytes: int(env, 'HEARTH_FEDERATION_REMOTE_MEDIA_MAX_BYTES', 52_428_800, 1, 10 * 1024 * 1024 * 1024),
+    },
+    rooms: {
+      missingEvents: int(env, 'HEARTH_FEDERATION_MISSING_EVENTS_LIMIT', 20, 1, 100),
+      maxFetchedState: int(env, 'HEARTH_FEDERATION_MAX_FETCHED_STATE', 20_000, 10, 1_000_000),
+      backfill: int(env, 'HEARTH_FEDERATION_BACKFILL_LIMIT', 100, 1, 1000),
+    },
   };
 }
 
@@ -402,6 +467,23 @@ export function loadConfig(env: Env = process.env): Config {
       activeWindowMs: int(env, 'HEARTH_PRESENCE_ACTIVE_WINDOW_MS', 60_000, 10, 24 * 3600_000),
       sweepIntervalMs: int(env, 'HEARTH_PRESENCE_SWEEP_INTERVAL_MS', 5_000, 10, 3600_000),
       maxStatusMsgLength: int(env, 'HEARTH_PRESENCE_MAX_STATUS_MSG_LENGTH', 1024, 0, 65_536),
+    },
+    typing: {
+      maxTimeoutMs: int(env, 'HEARTH_TYPING_MAX_TIMEOUT_MS', 120_000, 1000, 3600_000),
+      defaultTimeoutMs: int(env, 'HEARTH_TYPING_DEFAULT_TIMEOUT_MS', 30_000, 1000, 3600_000),
+      sweepIntervalMs: int(env, 'HEARTH_TYPING_SWEEP_INTERVAL_MS', 10_000, 10, 3600_000),
+    },
+    push: {
+      retryBaseMs: int(env, 'HEARTH_PUSH_RETRY_BASE_MS', 1000, 1, 3600_000),
+      retryMaxMs: int(env, 'HEARTH_PUSH_RETRY_MAX_MS', 3600_000, 1, 24 * 3600_000),
+      giveUpAfterMs: int(env, 'HEARTH_PUSH_GIVE_UP_AFTER_MS', 24 * 3600_000, 1000, 30 * 24 * 3600_000),
+      requestTimeoutMs: int(env, 'HEARTH_PUSH_REQUEST_TIMEOUT_MS', 10_000, 100, 300_000),
+      leaseMs: int(env, 'HEARTH_PUSH_LEASE_MS', 60_000, 1000, 3600_000),
+      allowPrivateAddresses: bool(env, 'HEARTH_PUSH_ALLOW_PRIVATE_ADDRESSES', false),
+      maxPushersPerUser: int(env, 'HEARTH_PUSH_MAX_PUSHERS_PER_USER', 100, 1, 10_000),
+      actionsRetentionMs: int(env, 'HEARTH_PUSH_ACTIONS_RETENTION_MS', 30 * 24 * 3600_000, 60_000, 3650 * 24 * 3600_000),
+      ruleCacheUsers: int(env, 'HEARTH_PUSH_RULE_CACHE_USERS', 10_000, 1, 10_000_000),
+      notificationsMaxLimit: int(env, 'HEARTH_NOTIFICATIONS_MAX_LIMIT', 100, 1, 10_000),
     },
     media: {
       maxUploadBytes: int(env, 'HEARTH_MEDIA_MAX_UPLOAD_BYTES', 52_428_800, 1, 10 * 1024 * 1024 * 1024),

@@ -16,14 +16,22 @@ import { ProfileService } from './profile.js';
 import { createRoomServices, type RoomServices } from './rooms/index.js';
 import { MediaService } from './media.js';
 import { PushRuleService } from './push_rules.js';
+import { createPushServices, type PushServices } from './push/index.js';
+import { deletePushersOfDevices } from './push/pushers.js';
 import { SearchService } from './search.js';
 import { ReportService } from './reports.js';
 import { PresenceService } from './presence.js';
+import { TypingService } from './ephemeral/typing.js';
+import { ReceiptService } from './ephemeral/receipts.js';
 import { createCallServices, type CallServices } from './calls/index.js';
 import { createE2eServices, type E2eServices } from './e2e/index.js';
 import { KeyBackupService } from './e2e/key_backup.js';
 import { createFederationServices, type FederationServices } from './federation/index.js';
 import type { FederationDns } from './federation/resolver.js';
+import { createFederationRoomServices, type FederationRoomServices } from './federation/rooms.js';
+import { FederatedMembership } from './federation/remote_membership.js';
+import { EduOutbox } from './federation/sender/outbox.js';
+import { createFederationMessaging, type FederationMessaging } from './federation/sender/index.js';
 
 export interface Services {
   tokens: AccessTokens;
@@ -39,14 +47,21 @@ export interface Services {
   rooms: RoomServices;
   media: MediaService;
   pushRules: PushRuleService;
+  push: PushServices;
   search: SearchService;
   accountData: AccountDataService;
   reports: ReportService;
   presence: PresenceService;
+  typing: TypingService;
+  receipts: ReceiptService;
   calls: CallServices;
   e2e: E2eServices;
   keyBackup: KeyBackupService;
   federation: FederationServices;
+  /** Federation's outgoing queue, EDUs and remote keys (services/federation/sender). */
+  federationMessaging: FederationMessaging;
+  /** Room events between servers: receipt checks, /send, joins, invites, backfill (services/federation/rooms.ts). */
+  federationRooms: FederationRoomServices;
 }
 
 /** What tests (and embedders) may swap at the boundaries we cannot run for real. */
@@ -59,6 +74,9 @@ export interface ServiceOverrides {
 export async function createServices(config: Config, logger: Logger, db: Database, bus: Bus, overrides: ServiceOverrides = {}): Promise<Services> {
   const tokens = await AccessTokens.load(db, config.serverName);
   const e2e = createE2eServices({ db, notifier: bus.notifier, serverName: config.serverName, config: config.e2e, logger });
+  // Durable EDU queue for other servers (to-device messages to remote users go through it).
+  const eduOutbox = new EduOutbox(config.serverName);
+  if (config.federation.enabled) e2e.toDevice.remote = eduOutbox;
   const sessions = new SessionService({
     db,
     tokens,
@@ -69,7 +87,10 @@ export async function createServices(config: Config, logger: Logger, db: Databas
       bus.notifier.notify({ position: 0, roomIds: [], userIds: [userId] });
       e2e.devicesDeletedCommitted(userId).catch((err: unknown) => logger.warn({ err }, 'device-list notification failed'));
     },
-    onDevicesDeleted: (tx, userId, deviceIds) => e2e.devicesDeleted(tx, userId, deviceIds),
+    onDevicesDeleted: async (tx, userId, deviceIds) => {
+      await e2e.devicesDeleted(tx, userId, deviceIds);
+      await deletePushersOfDevices(tx, userId, deviceIds);
+    },
   });
   const uia = new UiaService(db, config.uiaSessionLifetimeMs);
   const passwords = new PasswordHasher(config.scryptCost);
@@ -105,6 +126,7 @@ export async function createServices(config: Config, logger: Logger, db: Databas
   const search = new SearchService({ db, reader: rooms.reader });
   const reports = new ReportService({ db });
   const pushRules = new PushRuleService(db);
+  const push = createPushServices({ db, notifier: bus.notifier, logger, config: config.push, pushRules, timeline: rooms.timeline, sync: rooms.sync });
   const accountData = new AccountDataService({ db, notifier: bus.notifier });
   const presence = new PresenceService({
     db,
@@ -116,11 +138,23 @@ export async function createServices(config: Config, logger: Logger, db: Databas
     socketWindowMs: 2 * config.ws.pingIntervalMs,
   });
   rooms.sync.addStream(presence);
+  const typing = new TypingService({ db, notifier: bus.notifier, logger, config: config.typing });
+  rooms.sync.addStream(typing);
+  typing.start();
+  const receipts = new ReceiptService({ db, notifier: bus.notifier, accountData });
+  rooms.sync.addStream(receipts);
   presence.start();
   rooms.sync.addStream(e2e.toDevice.stream());
   rooms.sync.addStream(e2e.deviceLists.stream());
   const keyBackup = new KeyBackupService({ db, limits: config.keyBackup });
   const calls = await createCallServices(config, db);
   const federation = createFederationServices({ config: config.federation, db, signingKey: rooms.signingKey, logger, dns: overrides.federationDns });
-  return { federation, presence, keyBackup, e2e, calls, accountData, tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
+  const federationMessaging = createFederationMessaging({ config, logger, db, notifier: bus.notifier, federation, outbox: eduOutbox, e2e, typing, receipts, presence });
+  await federationMessaging.sender.start();
+  const federationRooms = createFederationRoomServices({ db, logger, notifier: bus.notifier, serverName: config.serverName, config: config.federation, federation, signer: rooms.signingKey });
+  if (config.federation.enabled) {
+    rooms.membership.remote = new FederatedMembership({ db, serverName: config.serverName, queries: federationRooms.queries, joins: federationRooms.joins, invites: federationRooms.invites });
+    rooms.reader.backfill = (roomId, limit) => federationRooms.backfill.backfill(roomId, limit);
+  }
+  return { push, federationRooms, federationMessaging, typing, receipts, federation, presence, keyBackup, e2e, calls, accountData, tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
 }

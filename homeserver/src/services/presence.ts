@@ -159,6 +159,23 @@ export class PresenceService implements SyncStream {
     }
   }
 
+  /**
+   * A remote user's presence from their server's `m.presence` EDU (services/federation/edus.ts).
+   * Not offline: they count as syncing for `remoteTimeoutMs` (their server re-announces changes;
+   * without news they go offline then, like Synapse's federation timeout).
+   */
+  async setRemote(userId: string, c: PresenceContent, remoteTimeoutMs: number, now = Date.now()): Promise<void> {
+    if (!this.enabled) return;
+    await this.write(userId, (cur) => ({
+      ...cur,
+      state: c.presence,
+      statusMsg: c.status_msg ?? null,
+      lastActiveTs: c.last_active_ago !== undefined ? now - c.last_active_ago : cur.lastActiveTs,
+      currentlyActive: c.currently_active === true,
+      syncUntilTs: c.presence === 'offline' ? 0 : now + remoteTimeoutMs,
+    }));
+  }
+
   /** A pro-active action of the user (spec: "Last active ago"): online, active now. Never throws. */
   async activity(userId: string, now = Date.now()): Promise<void> {
     if (!this.enabled) return;

@@ -1,8 +1,9 @@
 import { MatrixError, invalidParam, notFound } from '../core/errors.js';
 import { parseUserId } from '../core/ids.js';
 import { isObject } from '../core/json.js';
-import type { Database } from '../storage/db.js';
+import type { Database, Sql } from '../storage/db.js';
 import * as store from '../storage/push_rules.js';
+import { bumpRulesVersion } from '../storage/push_actions.js';
 
 /** The kinds of push rule, in the order they are checked (spec: "Push Rules"). */
 export const PUSH_RULE_KINDS = ['override', 'content', 'room', 'sender', 'underride'] as const;
@@ -180,13 +181,15 @@ function toRule(row: store.UserRuleRow): PushRule {
  * Push rules of a user (spec: "Push Rules"): the server-default rules (with the user's changes to
  * their `enabled` and `actions`) merged with the user-defined ones. User-defined rules come before
  * the defaults of their kind, except that `.m.rule.master` always comes first. Evaluation against
- * events and notification counts are not here yet.
+ * events is in services/push/.
  */
 export class PushRuleService {
   constructor(private readonly db: Database) {}
 
-  async ruleset(userId: string): Promise<PushRuleset> {
-    const [userRows, changes] = await Promise.all([store.listUserRules(this.db, userId), store.listDefaultChanges(this.db, userId)]);
+  /** `sql`: a transaction to read in (push evaluation runs inside the event's write). */
+  async ruleset(userId: string, sql: Sql = this.db): Promise<PushRuleset> {
+    const userRows = await store.listUserRules(sql, userId);
+    const changes = await store.listDefaultChanges(sql, userId);
     const defaults = defaultPushRules(userId);
     for (const c of changes) {
       const d = defaults[c.kind as PushRuleKind]?.find((r) => r.rule_id === c.rule_id);
@@ -260,6 +263,7 @@ export class PushRuleService {
         pattern,
       });
       await store.setPositions(tx, userId, kind, order);
+      await bumpRulesVersion(tx, userId); // push evaluators' caches (services/push/evaluator.ts)
     });
   }
 
@@ -269,6 +273,7 @@ export class PushRuleService {
       throw notFound(defaultPushRules(userId)[kind].some((r) => r.rule_id === ruleId) ? 'Server-default push rules cannot be deleted' : 'The push rule was not found.');
     }
     if (!(await store.deleteUserRule(this.db, userId, kind, ruleId))) throw notFound('The push rule was not found.');
+    await bumpRulesVersion(this.db, userId);
   }
 
   /** Sets `enabled` or `actions` of a user-defined or server-default rule. */
@@ -286,8 +291,10 @@ export class PushRuleService {
     if (ruleId.startsWith('.')) {
       if (!defaultPushRules(userId)[kind].some((r) => r.rule_id === ruleId)) throw notFound('The push rule was not found.');
       await store.setDefaultChange(this.db, userId, kind, ruleId, field, value);
+      await bumpRulesVersion(this.db, userId);
       return;
     }
     if (!(await store.updateUserRule(this.db, userId, kind, ruleId, field, value))) throw notFound('The push rule was not found.');
+    await bumpRulesVersion(this.db, userId);
   }
 }

@@ -188,7 +188,8 @@ export async function roomEventsBetween(
   opts: { after: number; upTo: number; limit: number; newestFirst: boolean; types?: string[]; notTypes?: string[] },
 ): Promise<StoredEvent[]> {
   const params: unknown[] = [roomId, opts.after, opts.upTo];
-  let where = 'room_id = ? and stream_ordering > ? and stream_ordering <= ? and rejected_reason is null';
+  // Outliers with a position are out-of-band memberships of rooms we were not in (federation): never timeline.
+  let where = 'room_id = ? and stream_ordering > ? and stream_ordering <= ? and rejected_reason is null and not outlier';
   if (opts.types && opts.types.length > 0 && !opts.types.some((t) => t.includes('*'))) {
     where += ' and type in (?)';
     params.push(opts.types);

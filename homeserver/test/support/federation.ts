@@ -218,8 +218,10 @@ async function startMember(
   ca: TestCa,
   dns: TestDns,
   extraEnv: Record<string, string>,
+  /** Restart (restartServer below): the server's existing database. */
+  existingDb?: { url: string; drop: () => Promise<void> },
 ): Promise<FederationTestServer> {
-  const db = await createTestDatabase();
+  const db = existingDb ?? (await createTestDatabase());
   const config = loadConfig({
     ...FEDERATION_ENV,
     HEARTH_SERVER_NAME: serverName,
@@ -272,4 +274,179 @@ async function startMember(
       await db.drop();
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restarts, extra processes and a recording peer (federation sender tests)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Stops the server (if running) and starts a new homeserver on the same database, name, port and
+ * certificate, replacing `cluster.servers[label]` (the old object's database is kept).
+ */
+export async function restartServer(cluster: FederationCluster, label: string, extraEnv: Record<string, string> = {}): Promise<FederationTestServer> {
+  const old = cluster.get(label);
+  await old.stop();
+  const tls = old.config.federation.tls!;
+  const fed = createFederationServer({ tls });
+  await listen(fed as http.Server, '127.0.0.1', old.port);
+  const db = { url: old.databaseUrl, drop: () => dropDatabaseByUrl(old.databaseUrl) };
+  const fresh = await startMember({ label, hostname: old.hostname, fed, port: old.port, cert: tls }, old.serverName, cluster.ca, cluster.dns, extraEnv, db);
+  cluster.servers[label] = fresh;
+  return fresh;
+}
+
+async function dropDatabaseByUrl(url: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const name = new URL(url).pathname.slice(1);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const c = new pg.Client({ connectionString: admin.toString() });
+  await c.connect();
+  await c.query(`drop database if exists ${name} with (force)`);
+  await c.end();
+}
+
+/**
+ * A second homeserver process (same config, same database) without a federation listener: what a
+ * deployment with two processes behind one name runs. Pass HEARTH_REDIS_URL in `extraEnv` so the
+ * processes wake each other.
+ */
+export async function startExtraProcess(cluster: FederationCluster, server: FederationTestServer, redisUrl?: string): Promise<Homeserver> {
+  const config = { ...server.config, ...(redisUrl ? { redisUrl } : {}) };
+  return bootstrap(config, createLogger(config.logLevel), { federationDns: cluster.dns });
+}
+
+export interface RecordedTransaction {
+  txnId: string;
+  origin: string;
+  pdus: Record<string, unknown>[];
+  edus: { edu_type: string; content: Record<string, unknown> }[];
+}
+
+/**
+ * A stand-in destination server (`<label>.localhost:<port>`, trusted certificate, in the cluster's
+ * DNS) that records the transactions it receives. `mode`: `ok` answers 200, `down` answers 503 (a
+ * server that is unavailable), `refuse` closes the connection. It is the boundary we need to
+ * control exactly (down for a while, then back) and to inspect every transaction as sent.
+ */
+export interface RecordingPeer {
+  serverName: string;
+  transactions: RecordedTransaction[];
+  /** Every request received (method and path), answered or not. */
+  requests: string[];
+  mode: 'ok' | 'down' | 'refuse';
+  /** Resolves once a transaction satisfying `pred` has been recorded (or rejects after `timeoutMs`). */
+  waitFor(pred: (all: RecordedTransaction[]) => boolean, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startRecordingPeer(cluster: FederationCluster, label: string): Promise<RecordingPeer> {
+  const hostname = `${label}.localhost`;
+  const cert = await cluster.ca.issue({ dns: [hostname] });
+  const waiters = new Set<() => void>();
+  const peer: RecordingPeer = {
+    serverName: '',
+    transactions: [],
+    requests: [],
+    mode: 'ok',
+    waitFor(pred, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (!pred(peer.transactions)) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`recording peer: condition not met in ${timeoutMs} ms (${peer.transactions.length} transactions)`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+  const server = https.createServer({ cert: fs.readFileSync(cert.certFile), key: fs.readFileSync(cert.keyFile) }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      peer.requests.push(`${req.method} ${req.url}`);
+      if (peer.mode === 'refuse') {
+        req.socket.destroy();
+        return;
+      }
+      if (peer.mode === 'down') {
+        res.writeHead(503, { 'content-type': 'application/json' }).end('{"errcode":"M_UNKNOWN","error":"down"}');
+        return;
+      }
+      const m = /^\/_matrix\/federation\/v1\/send\/([^/?]+)$/.exec(req.url ?? '');
+      if (req.method === 'PUT' && m) {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { origin: string; pdus: Record<string, unknown>[]; edus: RecordedTransaction['edus'] };
+        peer.transactions.push({ txnId: decodeURIComponent(m[1]!), origin: body.origin, pdus: body.pdus, edus: body.edus ?? [] });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"pdus":{}}');
+        for (const w of [...waiters]) w();
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errcode":"M_UNRECOGNIZED","error":"not here"}');
+    });
+  });
+  const port = await listen(server as unknown as http.Server, '127.0.0.1', 0);
+  cluster.dns.addHost(hostname, '127.0.0.1');
+  peer.serverName = `${hostname}:${port}`;
+  return peer;
+}
+
+/**
+ * Test-only shortcut until remote joins exist: records in `server`'s database that `userId` (of
+ * another server) is joined to `roomId` (current state and a membership change), as a remote join
+ * would. The member event itself is not stored.
+ */
+export async function craftRemoteMember(server: FederationTestServer, roomId: string, userId: string, membership = 'join'): Promise<void> {
+  const { db } = server.hs.deps;
+  const eventId = `$crafted-${Math.random().toString(36).slice(2)}`;
+  await db.transaction(async (tx) => {
+    await tx.query('select pg_advisory_xact_lock(?)', [0x6576656e74]);
+    const [row] = await tx.query<{ pos: string }>(`select nextval('events_stream_seq') as pos`);
+    await tx.query(
+      `insert into current_state (room_id, type, state_key, event_id, membership) values (?, 'm.room.member', ?, ?, ?)
+       on conflict (room_id, type, state_key) do update set event_id = excluded.event_id, membership = excluded.membership`,
+      [roomId, userId, eventId, membership],
+    );
+    await tx.query('insert into membership_changes (stream_ordering, room_id, user_id, membership, event_id) values (?, ?, ?, ?, ?)', [Number(row!.pos), roomId, userId, membership, eventId]);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Room helpers (federation_rooms*.test.ts)
+// ---------------------------------------------------------------------------------------------
+
+/** A room's current state on a server, read from its database: "type|state_key" → event id. */
+export async function currentStateMap(s: FederationTestServer, roomId: string): Promise<Map<string, string>> {
+  const rows = await s.hs.deps.db.query<{ type: string; state_key: string; event_id: string }>('select type, state_key, event_id from current_state where room_id = ?', [roomId]);
+  return new Map(rows.map((r) => [`${r.type}|${r.state_key}`, r.event_id]));
+}
+
+/** An event row as stored on a server (the PDU's JSON parsed), or throws when it is not there. */
+export async function eventRow(s: FederationTestServer, eventId: string): Promise<{ json: any; streamOrdering: number | null; outlier: boolean; rejected: string | null; softFailed: boolean; redactedBy: string | null }> {
+  const rows = await s.hs.deps.db.query<{ json: string; stream_ordering: string | null; outlier: boolean; rejected_reason: string | null; soft_failed: boolean; redacted_by: string | null }>(
+    'select json, stream_ordering, outlier, rejected_reason, soft_failed, redacted_by from events where event_id = ?',
+    [eventId],
+  );
+  const r = rows[0];
+  if (!r) throw new Error(`${s.label} does not hold ${eventId}`);
+  return { json: JSON.parse(r.json), streamOrdering: r.stream_ordering === null ? null : Number(r.stream_ordering), outlier: r.outlier, rejected: r.rejected_reason, softFailed: r.soft_failed, redactedBy: r.redacted_by };
+}
+
+/** Polls `check` until it holds (federation is asynchronous); fails after `attempts` tries. No timing is asserted. */
+export async function eventually(check: () => Promise<boolean>, what: string, attempts = 150, pauseMs = 100): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, pauseMs));
+  }
+  throw new Error(`never happened: ${what}`);
 }

@@ -26,13 +26,17 @@ export const directoryArea: Area = (router, { services, config, bus }) => {
   const limit = rateLimit(bus.rateLimiter, 'directory', config.rateLimits.client);
   const directory = services.rooms.directory;
 
-  /** Only this server's directory can be listed until federation. */
-  const localServer = (server: string | undefined) => {
-    if (server !== undefined && server !== config.serverName) throw invalidParam(`Listing the directory of ${server} needs federation, which this server does not support yet`);
+  /** Another server's directory is asked over federation (when it is on). */
+  const remoteServer = (server: string | undefined): string | undefined => {
+    if (server === undefined || server === config.serverName) return undefined;
+    if (!config.federation.enabled) throw invalidParam(`Listing the directory of ${server} needs federation, which is disabled here`);
+    return server;
   };
+  const isRemoteAlias = (alias: string) => config.federation.enabled && !alias.endsWith(`:${config.serverName}`) && alias.startsWith('#');
 
   router.get('/directory/room/:roomAlias', maybeAuth, limit, async (ctx) => {
-    ctx.body = await directory.resolve(ctx.params.roomAlias!);
+    const alias = ctx.params.roomAlias!;
+    ctx.body = isRemoteAlias(alias) ? await services.federationRooms.queries.resolveAlias(alias) : await directory.resolve(alias);
   });
   router.put('/directory/room/:roomAlias', auth, limit, async (ctx) => {
     await directory.setAlias(requesterOf(ctx).userId, ctx.params.roomAlias!, requireString(ctx.request.json, 'room_id', 255));
@@ -57,17 +61,22 @@ export const directoryArea: Area = (router, { services, config, bus }) => {
   });
 
   router.get('/publicRooms', maybeAuth, limit, async (ctx) => {
-    localServer(queryString(ctx.query.server, 'server'));
-    ctx.body = await directory.publicRooms({ limit: intParam(ctx.query.limit, 'limit', 0), since: queryString(ctx.query.since, 'since') });
+    const remote = remoteServer(queryString(ctx.query.server, 'server'));
+    const q = { limit: intParam(ctx.query.limit, 'limit', 0), since: queryString(ctx.query.since, 'since') };
+    ctx.body = remote ? await services.federationRooms.queries.publicRooms(remote, q) : await directory.publicRooms(q);
   });
   router.post('/publicRooms', auth, limit, async (ctx) => {
-    localServer(queryString(ctx.query.server, 'server'));
+    const remote = remoteServer(queryString(ctx.query.server, 'server'));
     const b = ctx.request.json;
     const pageLimit = optionalInteger(b, 'limit');
     if (pageLimit !== undefined && pageLimit < 0) throw invalidParam("'limit' must not be negative");
     const allNetworks = optionalBoolean(b, 'include_all_networks') ?? false; // we have no other networks to include
     const instance = optionalString(b, 'third_party_instance_id');
     if (allNetworks && instance !== undefined) throw invalidParam("'third_party_instance_id' cannot be used with 'include_all_networks'");
+    if (remote) {
+      ctx.body = await services.federationRooms.queries.publicRooms(remote, { limit: pageLimit, since: optionalString(b, 'since'), filter: optionalObject(b, 'filter') as never, includeAllNetworks: allNetworks, thirdPartyInstanceId: instance });
+      return;
+    }
     ctx.body = await directory.publicRooms({
       limit: pageLimit,
       since: optionalString(b, 'since'),

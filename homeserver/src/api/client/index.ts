@@ -11,6 +11,8 @@ import { roomEventsArea } from './room_events.js';
 import { filterArea } from './filter.js';
 import { syncArea } from './sync.js';
 import { pushRulesArea } from './pushrules.js';
+import { notificationsArea } from './notifications.js';
+import { pushersArea } from './pushers.js';
 import { directoryArea } from './directory.js';
 import { relationsArea } from './relations.js';
 import { clientMediaArea } from '../media.js';
@@ -22,10 +24,13 @@ import { voipArea } from './voip.js';
 import { keysArea } from './keys.js';
 import { roomKeysArea } from './room_keys.js';
 import { toDeviceArea } from './to_device.js';
+import { typingArea } from './typing.js';
+import { receiptsArea } from './receipts.js';
+import { timestampToEventArea } from './timestamp_to_event.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
 // presenceActivityArea first: its middleware wraps the routes of the areas after it.
-export const CLIENT_AREAS: Area[] = [presenceActivityArea, loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, directoryArea, searchArea, reportsArea, accountDataArea, presenceArea, voipArea, keysArea, toDeviceArea, roomKeysArea];
+export const CLIENT_AREAS: Area[] = [presenceActivityArea, loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, notificationsArea, pushersArea, directoryArea, searchArea, reportsArea, accountDataArea, presenceArea, voipArea, keysArea, toDeviceArea, roomKeysArea, typingArea, receiptsArea];
 
 /** Areas served under /_matrix/client/v1. */
-export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea];
+export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea, timestampToEventArea];

@@ -17,13 +17,17 @@ export const profileArea: Area = (router, { services, bus, config }) => {
   const auth = requireAuth(services.sessions);
   const limit = rateLimit(bus.rateLimiter, 'profile', config.rateLimits.client);
 
+  /** Users of other servers: asked over federation (`query/profile`) when it is on. */
+  const remote = (userId: string) => config.federation.enabled && userId.startsWith('@') && userId.includes(':') && !userId.endsWith(`:${config.serverName}`);
   router.get('/profile/:userId', async (ctx) => {
-    ctx.body = await services.profiles.get(ctx.params.userId!);
+    const userId = ctx.params.userId!;
+    ctx.body = remote(userId) ? await services.federationRooms.queries.profile(userId) : await services.profiles.get(userId);
   });
 
   for (const field of ['displayname', 'avatar_url'] as const) {
     router.get(`/profile/:userId/${field}`, async (ctx) => {
-      ctx.body = { [field]: await services.profiles.getField(ctx.params.userId!, field) };
+      const userId = ctx.params.userId!;
+      ctx.body = remote(userId) ? await services.federationRooms.queries.profile(userId, field) : { [field]: await services.profiles.getField(userId, field) };
     });
 
     router.put(`/profile/:userId/${field}`, auth, limit, async (ctx) => {

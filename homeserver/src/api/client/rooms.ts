@@ -65,19 +65,20 @@ export const roomsArea: Area = (router, { services, db }) => {
     ctx.body = { room_id: result.roomId, ...(result.alias ? { room_alias: result.alias } : {}) };
   });
 
-  // `via` and `server_name` name servers to join through: nothing to do for this server's rooms.
-  const join = async (userId: string, idOrAlias: string, body: JsonObject) => {
+  // `via` and `server_name` name servers to join a room of another server through (federation).
+  const viaOf = (q: Record<string, string | string[] | undefined>) => [q.via, q.server_name].flatMap((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]));
+  const join = async (userId: string, idOrAlias: string, body: JsonObject, via: string[]) => {
     refuseThirdParty(body);
-    return { room_id: await rooms.membership.join(userId, idOrAlias, optionalString(body, 'reason')) };
+    return { room_id: await rooms.membership.join(userId, idOrAlias, optionalString(body, 'reason'), via) };
   };
   router.post('/join/:roomIdOrAlias', auth, async (ctx) => {
-    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, ctx.request.json);
+    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, ctx.request.json, viaOf(ctx.query));
   });
   router.post('/rooms/:roomId/join', auth, async (ctx) => {
-    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomId!, ctx.request.json);
+    ctx.body = await join(requesterOf(ctx).userId, ctx.params.roomId!, ctx.request.json, viaOf(ctx.query));
   });
   router.post('/knock/:roomIdOrAlias', auth, async (ctx) => {
-    ctx.body = { room_id: await rooms.membership.knock(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, optionalString(ctx.request.json, 'reason')) };
+    ctx.body = { room_id: await rooms.membership.knock(requesterOf(ctx).userId, ctx.params.roomIdOrAlias!, optionalString(ctx.request.json, 'reason'), viaOf(ctx.query)) };
   });
   router.post('/rooms/:roomId/leave', auth, async (ctx) => {
     await rooms.membership.leave(requesterOf(ctx).userId, ctx.params.roomId!, optionalString(ctx.request.json, 'reason'));

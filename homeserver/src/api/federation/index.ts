@@ -12,6 +12,17 @@ import { originConcurrencyLimit } from './origin_limit.js';
 import { keyRoutes } from './keys.js';
 import { discoveryRoutes } from './discovery.js';
 import { queryArea } from './query.js';
+import { sendArea } from './send.js';
+import { eventsArea } from './events.js';
+import { stateArea } from './state.js';
+import { backfillArea } from './backfill.js';
+import { joinsArea } from './joins.js';
+import { knockArea } from './knock.js';
+import { invitesArea } from './invites.js';
+import { directoryArea } from './directory.js';
+import { publicRoomsArea } from './public_rooms.js';
+import { userDevicesArea } from './user_devices.js';
+import { userKeysArea } from './user_keys.js';
 
 export type FederationRouter = Router<AuthState & FederationState>;
 /**
@@ -22,7 +33,7 @@ export type FederationRouter = Router<AuthState & FederationState>;
 export type FederationArea = (router: FederationRouter, deps: AppDeps) => void;
 
 /** Every authenticated federation area; later work (transactions, joins, …) adds itself here. */
-export const FEDERATION_AREAS: FederationArea[] = [queryArea];
+export const FEDERATION_AREAS: FederationArea[] = [queryArea, userDevicesArea, userKeysArea, sendArea, eventsArea, stateArea, backfillArea, joinsArea, knockArea, invitesArea, directoryArea, publicRoomsArea];
 
 export function federationRoutes(root: AppRouter, deps: AppDeps): void {
   // Unauthenticated first: the authenticated router's middleware would otherwise also match these paths.

@@ -13,6 +13,16 @@ export interface KeysLimits {
   maxQueryTargets: number;
 }
 
+/**
+ * Users of other servers, asked over federation (services/federation/devices.ts). Wired by
+ * services/index.ts once the federation services exist; unset: remote users are reported in
+ * `failures`.
+ */
+export interface RemoteKeys {
+  query(wanted: Map<string, string[]>): Promise<{ deviceKeys: JsonObject; masterKeys: JsonObject; selfSigningKeys: JsonObject; failures: JsonObject }>;
+  claim(wanted: Map<string, Record<string, string>>): Promise<{ oneTimeKeys: JsonObject; failures: JsonObject }>;
+}
+
 interface Who {
   userId: string;
   deviceId: string;
@@ -21,9 +31,12 @@ interface Who {
 /**
  * Device keys, one-time keys and fallback keys (spec: "End-to-End Encryption", keys.yaml). The
  * server stores the public keys exactly as uploaded and hands them out; it never decrypts.
- * Users of other servers are reported in `failures` (no federation yet).
+ * Users of other servers are asked through `remote` (federation), each server's failure in `failures`.
  */
 export class KeysService {
+  /** Federation's side of /keys/query and /keys/claim (see RemoteKeys). */
+  remote?: RemoteKeys;
+
   constructor(private readonly deps: { db: Database; serverName: string; deviceLists: DeviceListService; limits: KeysLimits }) {}
 
   /** POST /keys/upload. */
@@ -88,20 +101,31 @@ export class KeysService {
     if (!isObject(wanted)) throw badJson("'device_keys' must be an object");
     let targets = 0;
     const local = new Map<string, string[]>();
+    const remote = new Map<string, string[]>();
     const failures: JsonObject = {};
     for (const [userId, devices] of Object.entries(wanted)) {
       if (!isUserId(userId)) throw invalidParam(`Invalid user id '${userId}'`);
       if (!Array.isArray(devices) || !devices.every((d) => typeof d === 'string')) throw badJson(`'device_keys.${userId}' must be an array of device ids`);
       targets += 1 + devices.length;
       const server = parseUserId(userId)!.serverName;
-      if (server !== this.deps.serverName) failures[server] = { status: 503, message: 'Federation is not available' };
-      else local.set(userId, [...new Set(devices as string[])]);
+      if (server === this.deps.serverName) local.set(userId, [...new Set(devices as string[])]);
+      else if (this.remote) remote.set(userId, [...new Set(devices as string[])]);
+      else failures[server] = { status: 503, message: 'Federation is not available' };
     }
     if (targets > this.deps.limits.maxQueryTargets) throw new MatrixError(413, 'M_TOO_LARGE', `At most ${this.deps.limits.maxQueryTargets} users and devices per query`);
-    return this.deps.db.transaction(async (tx) => {
+    const answer: JsonObject = await this.deps.db.transaction(async (tx) => {
       await tx.query('set transaction isolation level repeatable read, read only');
       return { failures, ...(await this.lookup(tx, requester, local)) };
     });
+    if (this.remote && remote.size > 0) {
+      // Remote users' keys (cached or asked over federation): merged into the same maps.
+      const r = await this.remote.query(remote);
+      Object.assign(answer.device_keys as JsonObject, r.deviceKeys);
+      Object.assign(answer.master_keys as JsonObject, r.masterKeys);
+      Object.assign(answer.self_signing_keys as JsonObject, r.selfSigningKeys);
+      Object.assign(failures, r.failures);
+    }
+    return answer;
   }
 
   private async lookup(sql: Sql, requester: string, local: Map<string, string[]>): Promise<JsonObject> {
@@ -139,12 +163,15 @@ export class KeysService {
     if (!isObject(wanted)) throw badJson("'one_time_keys' must be an object");
     const requests: { userId: string; deviceId: string; algorithm: string }[] = [];
     const failures: JsonObject = {};
+    const remote = new Map<string, Record<string, string>>();
     for (const [userId, devices] of Object.entries(wanted)) {
       if (!isUserId(userId)) throw invalidParam(`Invalid user id '${userId}'`);
       if (!isObject(devices)) throw badJson(`'one_time_keys.${userId}' must be an object`);
       const server = parseUserId(userId)!.serverName;
       if (server !== this.deps.serverName) {
-        failures[server] = { status: 503, message: 'Federation is not available' };
+        if (!this.remote) failures[server] = { status: 503, message: 'Federation is not available' };
+        else if (Object.values(devices).every((a) => typeof a === 'string' && a !== '')) remote.set(userId, devices as Record<string, string>);
+        else throw badJson(`'one_time_keys.${userId}' must map device ids to algorithm names`);
         continue;
       }
       for (const [deviceId, algorithm] of Object.entries(devices)) {
@@ -152,7 +179,7 @@ export class KeysService {
         requests.push({ userId, deviceId, algorithm });
       }
     }
-    if (requests.length > this.deps.limits.maxQueryTargets) throw new MatrixError(413, 'M_TOO_LARGE', `At most ${this.deps.limits.maxQueryTargets} devices per claim`);
+    if (requests.length + [...remote.values()].reduce((n, d) => n + Object.keys(d).length, 0) > this.deps.limits.maxQueryTargets) throw new MatrixError(413, 'M_TOO_LARGE', `At most ${this.deps.limits.maxQueryTargets} devices per claim`);
     const out: Record<string, Record<string, JsonObject>> = {};
     for (const r of requests) {
       // Each claim is its own statement: the row it deletes is gone for every other claimer.
@@ -161,6 +188,11 @@ export class KeysService {
         (await store.claimFallbackKey(this.deps.db, r.userId, r.deviceId, r.algorithm));
       if (!key) continue;
       ((out[r.userId] ??= {})[r.deviceId] ??= {})[`${r.algorithm}:${key.keyId}`] = JSON.parse(key.json) as unknown;
+    }
+    if (this.remote && remote.size > 0) {
+      const r = await this.remote.claim(remote);
+      Object.assign(out, r.oneTimeKeys);
+      Object.assign(failures, r.failures);
     }
     return { one_time_keys: out, failures };
   }

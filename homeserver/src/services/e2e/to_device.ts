@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { MatrixError, badJson, invalidParam } from '../../core/errors.js';
 import { isObject, type JsonObject } from '../../core/json.js';
 import { parseUserId } from '../../core/ids.js';
@@ -8,12 +9,22 @@ import * as store from '../../storage/to_device.js';
 import * as keysStore from '../../storage/e2e_keys.js';
 import type { SyncPrepareRequest, SyncStream, SyncStreamContext, SyncStreamPart } from '../sync/streams.js';
 
-/** Key of the advisory lock to-device writers hold until they commit ("todevc"). */
-const TO_DEVICE_LOCK = 0x746f64657663;
+/** Key of the advisory lock to-device writers hold until they commit ("todevc"); federation's inbound EDUs take it too. */
+export const TO_DEVICE_LOCK = 0x746f64657663;
 
 /** Transaction ids are remembered this long (a retry after that is a new request). */
 const TXN_RETENTION_MS = 24 * 3600_000;
 const TXN_PRUNE_INTERVAL_MS = 3600_000;
+
+/**
+ * Federation's durable EDU queue (services/federation/sender/outbox.ts): messages for other
+ * servers' users go out as `m.direct_to_device`, queued in the request's transaction (so a retried
+ * request queues nothing twice).
+ */
+export interface RemoteToDevice {
+  queue(tx: Sql, edus: { destination: string; eduType: string; content: string }[]): Promise<string[]>;
+  queued(destinations: string[]): void;
+}
 
 export interface ToDeviceLimits {
   /** Messages one request may carry, after `*` is expanded to the user's devices. */
@@ -29,11 +40,14 @@ export interface ToDeviceLimits {
  * inbox at a position of the to-device stream; a sync delivers the waiting ones (oldest first, a
  * bounded batch) and the next sync whose token has reached a message's position acknowledges
  * it: its prepare step deletes what the `since` token covers. A lost sync response is re-sent
- * because the client repeats the same `since`. Messages to unknown devices, or remote users
- * (no federation yet), are dropped.
+ * because the client repeats the same `since`. Messages to unknown devices are dropped; those to
+ * remote users go to `remote` (dropped without federation).
  */
 export class ToDeviceService {
   private lastPrune = 0;
+
+  /** Federation's EDU queue for remote targets (wired by services/index.ts). */
+  remote?: RemoteToDevice;
 
   constructor(private readonly deps: { db: Database; notifier: Notifier; serverName: string; limits: ToDeviceLimits; logger: Logger }) {}
 
@@ -56,8 +70,14 @@ export class ToDeviceService {
     }
     const local = wanted.filter((w) => parseUserId(w.userId)!.serverName === this.deps.serverName);
     const now = Date.now();
+    const remoteWanted = this.remote ? wanted.filter((w) => parseUserId(w.userId)!.serverName !== this.deps.serverName) : [];
+    let remoteDestinations: string[] = [];
     const last = await this.deps.db.transaction(async (tx) => {
       if (!(await store.claimTxn(tx, sender.userId, sender.deviceId, txnId, now))) return 0;
+      if (remoteWanted.length > 0) {
+        if (remoteWanted.length > limits.maxMessages) throw new MatrixError(413, 'M_TOO_LARGE', `A request may reach at most ${limits.maxMessages} devices`);
+        remoteDestinations = await this.remote!.queue(tx, remoteEdus(sender.userId, type, remoteWanted));
+      }
       const existing = await store.existingDevices(tx, [...new Set(local.map((w) => w.userId))]);
       const out: store.ToDeviceMessage[] = [];
       for (const w of local) {
@@ -71,6 +91,7 @@ export class ToDeviceService {
       const pos = await store.insertMessages(tx, out);
       return pos;
     });
+    this.remote?.queued(remoteDestinations);
     if (last > 0) {
       const userIds = [...new Set(local.map((w) => w.userId))];
       this.deps.notifier.notify({ position: 0, streams: { toDevice: last }, roomIds: [], userIds });
@@ -90,6 +111,22 @@ export class ToDeviceService {
   stream(): SyncStream {
     return new ToDeviceStream(this.deps.db, this.deps.limits.batch);
   }
+}
+
+/** One `m.direct_to_device` EDU per destination server (spec: server-server API, "Send-to-device messaging"). */
+function remoteEdus(sender: string, type: string, wanted: { userId: string; deviceId: string; content: string }[]) {
+  const byServer = new Map<string, Record<string, Record<string, unknown>>>();
+  for (const w of wanted) {
+    const server = parseUserId(w.userId)!.serverName;
+    let messages = byServer.get(server);
+    if (!messages) byServer.set(server, (messages = {}));
+    (messages[w.userId] ??= {})[w.deviceId] = JSON.parse(w.content) as unknown;
+  }
+  return [...byServer].map(([destination, messages]) => ({
+    destination,
+    eduType: 'm.direct_to_device',
+    content: JSON.stringify({ sender, type, message_id: randomUUID(), messages }),
+  }));
 }
 
 class ToDeviceStream implements SyncStream {

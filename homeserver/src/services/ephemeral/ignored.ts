@@ -19,7 +19,7 @@ export async function ignoredUsers(sql: Sql, userId: string): Promise<ReadonlySe
 const EMPTY: ReadonlySet<string> = new Set();
 
 /** Drops events of ignored users, except state events (the spec keeps those, e.g. room names). */
-export function withoutIgnored<T extends StoredEvent>(evs: T[], ignored: ReadonlySet<string>): T[] {
-  if (ignored.size === 0) return evs;
+export function withoutIgnored<T extends StoredEvent>(evs: T[], ignored: ReadonlySet<string> | undefined): T[] {
+  if (!ignored || ignored.size === 0) return evs;
   return evs.filter((s) => s.event.state_key !== undefined || !ignored.has(s.event.sender));
 }

@@ -12,6 +12,7 @@ import { KeyNotary, type PublishingKey } from './notary.js';
 import { ServerResolver, systemDns, type FederationDns } from './resolver.js';
 import { ServerNameAccess } from './server_name.js';
 import { FederationTransport } from './transport.js';
+import type { FederationEduHandler, FederationOutbox } from './seams.js';
 
 export interface FederationServices {
   config: FederationConfig;
@@ -21,6 +22,12 @@ export interface FederationServices {
   client: FederationClient;
   keyRing: KeyRing;
   notary: KeyNotary;
+  /**
+   * The seams with room federation (seams.ts): the sender (sender/index.ts) and the incoming EDU
+   * handler (edus.ts). services/index.ts replaces these placeholders once the services they need exist.
+   */
+  outbox: FederationOutbox;
+  edus: FederationEduHandler;
   /** Closes pooled connections. */
   close(): void;
 }
@@ -63,5 +70,7 @@ export function createFederationServices(deps: FederationServicesDeps): Federati
   });
   const keyRing = new KeyRing({ db: deps.db, ownKey: deps.signingKey, client, access, trustedKeyServers: config.trustedKeyServers, logger });
   const notary = new KeyNotary({ db: deps.db, key: deps.signingKey, keyRing, access, keyValidityMs: config.keyValidityMs, logger });
-  return { config, access, resolver, transport, client, keyRing, notary, close: () => transport.close() };
+  const outbox: FederationOutbox = { forward: async () => {}, wake: () => {} };
+  const edus: FederationEduHandler = { receive: async () => {} };
+  return { config, access, resolver, transport, client, keyRing, notary, outbox, edus, close: () => transport.close() };
 }

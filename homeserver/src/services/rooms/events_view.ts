@@ -5,6 +5,7 @@ import type { StoredEvent } from '../../storage/events.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateMap } from './pdu.js';
 import { redact } from './event_format.js';
 import { bundleRelations, type BundleMode } from './relations.js';
+import { membershipsAt } from './unsigned_membership.js';
 
 /** An event as the client-server API shows it. */
 export interface ClientEvent {
@@ -51,10 +52,13 @@ export async function toClientEvents(sql: Sql, stored: StoredEvent[], versions: 
     mode: opts.relations ?? 'all',
     format: (evs, relations) => toClientEvents(sql, evs, versions, { ...opts, relations }),
   });
+  const memberships = opts.viewer ? await membershipsAt(sql, opts.viewer.userId, stored) : undefined;
   const out: ClientEvent[] = [];
   for (const s of stored) {
     const version = versions.get(s.event.room_id) ?? '11';
     const unsigned: Record<string, unknown> = { age: Math.max(0, now - s.event.origin_server_ts) };
+    const membership = memberships?.get(s.event.event_id);
+    if (membership !== undefined) unsigned.membership = membership;
     const txn = txnIds.get(s.event.event_id);
     if (txn !== undefined) unsigned.transaction_id = txn;
     const bundle = bundles.get(s.event.event_id);

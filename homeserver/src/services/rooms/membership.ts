@@ -25,8 +25,19 @@ function sameJson(a: unknown, b: unknown): boolean {
 /** Third-party (3pid) invites need an identity server integration this server does not have. */
 export const thirdPartyInvitesUnsupported = () => forbidden('Third-party invites are not supported on this server');
 
+/** Membership changes that go over federation (services/federation/remote_membership.ts); undefined/false: a local write. */
+export interface RemoteMembership {
+  join(userId: string, idOrAlias: string, reason: string | undefined, via: string[]): Promise<string | undefined>;
+  knock(userId: string, idOrAlias: string, reason: string | undefined, via: string[]): Promise<string | undefined>;
+  leave(userId: string, roomId: string, reason: string | undefined): Promise<boolean>;
+  invite(sender: string, roomId: string, target: string, reason: string | undefined): Promise<boolean>;
+}
+
 /** Joins, invites, leaves, kicks, bans and knocks: membership events whose legality the auth rules decide. */
 export class MembershipService {
+  /** Set when federation is on (services/index.ts). */
+  remote?: RemoteMembership;
+
   constructor(private readonly deps: { timeline: TimelineService; serverName: string; db: Database }) {}
 
   /** A room id, or the room an alias of this server points to. */
@@ -68,7 +79,9 @@ export class MembershipService {
     if (parseUserId(target)!.serverName === this.deps.serverName && !(await users.getUser(sql, target))) throw notFound('Unknown user');
   }
 
-  async join(userId: string, idOrAlias: string, reason?: string): Promise<string> {
+  async join(userId: string, idOrAlias: string, reason?: string, via: string[] = []): Promise<string> {
+    const remote = await this.remote?.join(userId, idOrAlias, reason, via);
+    if (remote) return remote;
     return this.deps.timeline.write(async (w) => {
       const roomId = await this.resolveRoom(w.tx, idOrAlias);
       await w.roomVersion(roomId).catch(() => {
@@ -81,7 +94,9 @@ export class MembershipService {
     });
   }
 
-  async knock(userId: string, idOrAlias: string, reason?: string): Promise<string> {
+  async knock(userId: string, idOrAlias: string, reason?: string, via: string[] = []): Promise<string> {
+    const remote = await this.remote?.knock(userId, idOrAlias, reason, via);
+    if (remote) return remote;
     return this.deps.timeline.write(async (w) => {
       const roomId = await this.resolveRoom(w.tx, idOrAlias);
       await this.appendMember(w, roomId, userId, userId, await this.memberContent(w.tx, userId, 'knock', reason));
@@ -116,6 +131,7 @@ export class MembershipService {
 
   /** Leaving also rejects an invite or withdraws a knock; leaving a room already left is a no-op. */
   async leave(userId: string, roomId: string, reason?: string): Promise<void> {
+    if (await this.remote?.leave(userId, roomId, reason)) return;
     await this.deps.timeline.write(async (w) => {
       await w.roomVersion(roomId);
       const current = await state.getMembership(w.tx, roomId, userId);
@@ -128,6 +144,7 @@ export class MembershipService {
   /** invite, kick (→ leave), ban, unban (→ leave) of another user by `sender`. */
   async act(action: MembershipAction, sender: string, roomId: string, target: string, reason?: string): Promise<void> {
     if (!parseUserId(target)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a valid user id');
+    if (action === 'invite' && (await this.remote?.invite(sender, roomId, target, reason))) return;
     await this.deps.timeline.write(async (w) => {
       await w.roomVersion(roomId);
       const current = await state.getMembership(w.tx, roomId, target);

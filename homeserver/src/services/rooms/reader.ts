@@ -7,6 +7,8 @@ import { stateKey, type RoomVersionId, type StateMap } from './pdu.js';
 import { filterVisible, toClientEvents, type ClientEvent } from './events_view.js';
 import { eventPasses, type RoomEventFilter } from '../sync/filter.js';
 import { formatToken, parseToken } from '../sync/token.js';
+import { ignoredUsers, withoutIgnored } from '../ephemeral/ignored.js';
+import { pagePosition, pageToken } from './page_tokens.js';
 
 export interface Viewer {
   userId: string;
@@ -31,6 +33,9 @@ export const MAX_PAGE = 1000;
  * history visibility); non-members of rooms that are not world-readable get M_FORBIDDEN.
  */
 export class RoomReader {
+  /** Fetches older history from other servers (federation on); resolves to how many events it stored. */
+  backfill?: (roomId: string, limit: number) => Promise<number>;
+
   constructor(private readonly deps: { db: Database }) {}
 
   async access(sql: Sql, userId: string, roomId: string): Promise<Access> {
@@ -122,6 +127,7 @@ export class RoomReader {
       throw notFound('Event not found');
     }
     if ((await filterVisible(db, viewer.userId, [stored])).length === 0) throw notFound('Event not found');
+    if (withoutIgnored([stored], await ignoredUsers(db, viewer.userId)).length === 0) throw notFound('Event not found');
     return (await this.view(db, [stored], access.version, viewer))[0]!;
   }
 
@@ -136,16 +142,19 @@ export class RoomReader {
     const limit = Math.min(Math.max(opts.limit, 0), MAX_PAGE);
     const now = await events.maxStreamOrdering(db);
     const ceiling = Math.min(access.upTo, now);
-    const from = opts.from !== undefined ? parseToken(opts.from, 'from token').events : opts.dir === 'b' ? ceiling : 0;
-    const to = opts.to !== undefined ? parseToken(opts.to, 'to token').events : undefined;
+    const from = opts.from !== undefined ? pagePosition(opts.from, 'from token') : opts.dir === 'b' ? ceiling : 0;
+    const to = opts.to !== undefined ? pagePosition(opts.to, 'to token') : undefined;
     const f = opts.filter;
-    const page =
+    // Backwards past the oldest event we hold: older history comes from other servers (negative positions).
+    const readBack = () => events.roomEventsBetween(db, roomId, { after: to ?? Number.MIN_SAFE_INTEGER, upTo: Math.min(from, ceiling), limit, newestFirst: true, types: f?.types, notTypes: f?.notTypes });
+    let page =
       opts.dir === 'b'
-        ? await events.roomEventsBetween(db, roomId, { after: to ?? 0, upTo: Math.min(from, ceiling), limit, newestFirst: true, types: f?.types, notTypes: f?.notTypes })
+        ? await readBack()
         : await events.roomEventsBetween(db, roomId, { after: from, upTo: Math.min(to ?? ceiling, ceiling), limit, newestFirst: false, types: f?.types, notTypes: f?.notTypes });
+    if (opts.dir === 'b' && page.length < limit && this.backfill && to === undefined && (await this.backfill(roomId, limit - page.length).catch(() => 0)) > 0) page = await readBack();
     const last = page[page.length - 1];
     const readable = await filterVisible(db, viewer.userId, page);
-    const visible = readable.filter((s) => !f || eventPasses(f, s.event));
+    const visible = withoutIgnored(readable, await ignoredUsers(db, viewer.userId)).filter((s) => !f || eventPasses(f, s.event));
     const chunk = await this.view(db, visible, access.version, viewer);
     let state: ClientEvent[] = [];
     if (f?.lazyLoadMembers && visible.length > 0) {
@@ -157,11 +166,11 @@ export class RoomReader {
     // Paging back into history the viewer may not read (before their join under `joined`
     // visibility): the spec says to omit `end` there, so clients stop instead of paging forever.
     const hiddenHistory = opts.dir === 'b' && page.length > 0 && readable.length === 0;
-    const end = last && page.length === limit && !hiddenHistory ? formatToken({ events: opts.dir === 'b' ? last.streamOrdering! - 1 : last.streamOrdering! }) : undefined;
+    const end = last && page.length === limit && !hiddenHistory ? pageToken(opts.dir === 'b' ? last.streamOrdering! - 1 : last.streamOrdering!) : undefined;
     // With fewer events than asked for the history is exhausted in that direction, but a forwards
     // page can grow later: it still returns `end` so clients can poll from there.
-    const forwardEnd = opts.dir === 'f' && last ? formatToken({ events: last.streamOrdering! }) : undefined;
-    return { chunk, start: formatToken({ events: from }), ...(end ?? forwardEnd ? { end: end ?? forwardEnd } : {}), state };
+    const forwardEnd = opts.dir === 'f' && last ? pageToken(last.streamOrdering!) : undefined;
+    return { chunk, start: pageToken(from), ...(end ?? forwardEnd ? { end: end ?? forwardEnd } : {}), state };
   }
 
   /** `/context/{eventId}`: the event, events around it, and the state at its start. */
@@ -173,6 +182,8 @@ export class RoomReader {
       throw notFound('Event not found');
     }
     if ((await filterVisible(db, viewer.userId, [target])).length === 0) throw notFound('Event not found');
+    const ignored = await ignoredUsers(db, viewer.userId);
+    if (withoutIgnored([target], ignored).length === 0) throw notFound('Event not found');
     const n = Math.min(Math.max(limit, 0), MAX_PAGE);
     const pos = target.streamOrdering;
     const beforeN = Math.floor(n / 2);
@@ -180,7 +191,7 @@ export class RoomReader {
     const ceiling = Math.min(access.upTo, await events.maxStreamOrdering(db));
     const before = await events.roomEventsBetween(db, roomId, { after: 0, upTo: pos - 1, limit: beforeN, newestFirst: true, types: filter?.types, notTypes: filter?.notTypes });
     const after = await events.roomEventsBetween(db, roomId, { after: pos, upTo: ceiling, limit: afterN, newestFirst: false, types: filter?.types, notTypes: filter?.notTypes });
-    const pass = (s: StoredEvent) => !filter || eventPasses(filter, s.event);
+    const pass = (s: StoredEvent) => (!filter || eventPasses(filter, s.event)) && withoutIgnored([s], ignored).length > 0;
     const visBefore = (await filterVisible(db, viewer.userId, before)).filter(pass);
     const visAfter = (await filterVisible(db, viewer.userId, after)).filter(pass);
     // The state at the last event returned; a filter applies to it too (lazy loading keeps the senders' members).

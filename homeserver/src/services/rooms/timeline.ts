@@ -12,6 +12,7 @@ import type { EventSigner, UnsignedPdu } from './signer.js';
 import { CanonicalJsonError } from '../../core/canonical_json.js';
 import { forgetRelationOnRedaction, recordRelation } from './relations.js';
 import { forgetSearchOnRedaction, indexForSearch } from '../search.js';
+import { latestStateSnapshot } from '../../storage/federated_events.js';
 
 /** What a local user asks to add to a room. */
 export interface NewEvent {
@@ -28,10 +29,13 @@ export interface Appended {
   streamOrdering: number;
 }
 
+/** Work done for each new event inside its write transaction (push rule evaluation). */
+export type AppendHook = (tx: Sql, event: RoomEvent, streamOrdering: number, version: RoomVersionId) => Promise<void>;
+
 /** At most this many forward extremities become an event's prev_events. */
 const MAX_PREV_EVENTS = 10;
 /** Keeps every event writer in every process in one queue: positions commit in order. */
-const STREAM_LOCK = 0x6576656e74;
+export const STREAM_LOCK = 0x6576656e74;
 
 /**
  * Appends local events to rooms. Each write runs in one transaction holding the stream lock, so
@@ -40,6 +44,13 @@ const STREAM_LOCK = 0x6576656e74;
  * the same lock, so two concurrent writes cannot both pass against stale state.
  */
 export class TimelineService {
+  private readonly appendHooks: AppendHook[] = [];
+
+  /** Registers work to run for every appended event in its transaction. */
+  addAppendHook(hook: AppendHook): void {
+    this.appendHooks.push(hook);
+  }
+
   constructor(
     private readonly deps: { db: Database; signer: EventSigner; notifier: Notifier; logger: Logger },
   ) {}
@@ -49,7 +60,7 @@ export class TimelineService {
     const appended: Appended[] = [];
     const result = await this.deps.db.transaction(async (tx) => {
       await tx.query('select pg_advisory_xact_lock(?)', [STREAM_LOCK]);
-      return fn(new RoomWriter(tx, this.deps.signer, appended));
+      return fn(new RoomWriter(tx, this.deps.signer, appended, this.appendHooks));
     });
     if (appended.length > 0) this.deps.notifier.notify(changeOf(appended));
     return result;
@@ -130,6 +141,7 @@ export class RoomWriter {
     readonly tx: Sql,
     private readonly signer: EventSigner,
     private readonly appended: Appended[],
+    private readonly hooks: readonly AppendHook[] = [],
   ) {}
 
   /** Registers a new room (before its m.room.create event is appended). */
@@ -189,7 +201,8 @@ export class RoomWriter {
     const streamOrdering = await events.nextStreamOrdering(this.tx);
     // Local history is linear until federation brings forks; then state before an event with
     // several prev_events comes from state resolution (services/rooms/state_res.ts).
-    let stateAfter = prev[0]?.state_after ?? null;
+    // With several extremities (a fork federation brought), build on the resolved current state.
+    let stateAfter = prev.length > 1 ? await latestStateSnapshot(this.tx, roomId) : (prev[0]?.state_after ?? null);
     if (ev.stateKey !== undefined) {
       stateAfter = await state.writeSnapshot(this.tx, roomId, stateAfter, new Map([[stateKey(ev.type, ev.stateKey), event.event_id]]));
     }
@@ -199,6 +212,8 @@ export class RoomWriter {
     await recordRelation(this.tx, event, streamOrdering);
     // Message bodies, room names and topics are indexed for /search in the same transaction (services/search.ts).
     await indexForSearch(this.tx, event, streamOrdering);
+    // Registered hooks (push rule evaluation, services/push/evaluator.ts) see the state before the event.
+    for (const hook of this.hooks) await hook(this.tx, event, streamOrdering, version);
     await events.replaceForwardExtremities(this.tx, roomId, prev.map((p) => p.event_id), event.event_id);
     if (ev.stateKey !== undefined) {
       const membership = ev.type === 'm.room.member' ? String(ev.content.membership ?? '') : null;

@@ -16,6 +16,8 @@ export interface RoomEventFilter extends EventFilter {
   lazyLoadMembers: boolean;
   includeRedundantMembers: boolean;
   containsUrl?: boolean;
+  /** Unread counts per thread in /sync (`unread_thread_notifications`, spec v1.4). */
+  unreadThreadNotifications: boolean;
 }
 
 export interface Filter {
@@ -82,6 +84,7 @@ export function roomEventFilter(o: JsonObject): RoomEventFilter {
     lazyLoadMembers: bool('lazy_load_members') ?? false,
     includeRedundantMembers: bool('include_redundant_members') ?? false,
     containsUrl: bool('contains_url'),
+    unreadThreadNotifications: bool('unread_thread_notifications') ?? false,
   };
 }
 

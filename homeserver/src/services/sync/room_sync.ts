@@ -9,6 +9,7 @@ import { DEFAULT_TIMELINE_LIMIT, eventPasses, roomPasses, type Filter } from './
 import { formatToken } from './token.js';
 import type { LazyMembersView } from './lazy_members.js';
 import type { SyncCache } from './cache.js';
+import { withoutIgnored } from '../ephemeral/ignored.js';
 
 type Json = Record<string, unknown>;
 
@@ -28,6 +29,8 @@ export interface RoomSyncContext {
   cache: SyncCache;
   /** The newest stream position of the computation's database snapshot (keys SyncCache.atPosition). */
   newest: number;
+  /** Users whose non-state events the timeline leaves out (spec: "Ignoring Users"). */
+  ignored?: ReadonlySet<string>;
 }
 
 export interface RoomRange {
@@ -105,7 +108,7 @@ async function timeline(ctx: RoomSyncContext, roomId: string, after: number, upT
   const rows = await ctx.cache.atPosition(ctx.newest, `timeline\u0000${roomId}\u0000${JSON.stringify(query)}`, () => events.roomEventsBetween(ctx.sql, roomId, query));
   const limited = rows.length > limit;
   const page = rows.slice(0, limit).reverse();
-  const visible = (await filterVisible(ctx.sql, ctx.userId, page, ctx.cache)).filter((s) => eventPasses(tf, s.event));
+  const visible = withoutIgnored(await filterVisible(ctx.sql, ctx.userId, page, ctx.cache), ctx.ignored).filter((s) => eventPasses(tf, s.event));
   return { events: visible, limited };
 }
 

@@ -12,6 +12,9 @@ import { pushNotifications } from './0011_push_notifications.js';
 import { e2eKeys } from './0012_e2e_keys.js';
 import { keyBackup } from './0013_key_backup.js';
 import { federationKeys } from './0014_federation_keys.js';
+import { federationRooms } from './0015_federation_rooms.js';
+import { federationSender } from './0016_federation_sender.js';
+import { eventTimestamps } from './0017_event_timestamps.js';
 
 export interface Migration {
   version: number;
@@ -21,4 +24,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData, receiptsTyping, presence, pushNotifications, e2eKeys, keyBackup, federationKeys];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData, receiptsTyping, presence, pushNotifications, e2eKeys, keyBackup, federationKeys, federationRooms, federationSender, eventTimestamps];

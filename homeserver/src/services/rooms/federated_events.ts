@@ -1,0 +1,258 @@
+/**
+ * Persists room events that came from other servers into the event graph (next to
+ * TimelineService, which writes local ones). Everything that assigns a stream position runs in one
+ * transaction holding the same stream lock as local writes (timeline.ts STREAM_LOCK), so positions
+ * still commit in order and sync's invariants hold (services/sync/sync.ts, cache.ts).
+ *
+ * What the callers (services/federation/*) have already decided, outside the lock: the event's
+ * signatures and hashes, its auth against its auth events, and the DAG state before it (resolved
+ * over its prev_events). What is decided here, under the lock: soft-fail against the *current*
+ * state, the new forward extremities and the new current state (state resolution over the
+ * extremities' states when the graph has forks), and the membership changes sync reads.
+ *
+ * Two notions of "state after" (migration 0015): `events.state_after` of a timeline event is the
+ * room's current state once it was applied (what sync and the readers show at that position);
+ * `event_dag_state` holds a remote event's own DAG state (before/after), which is what resolution
+ * and `/state_ids` need. For local events they coincide.
+ */
+import type { Database, Sql } from '../../storage/db.js';
+import type { Logger } from '../../core/logger.js';
+import type { Notifier } from '../../bus/notifier.js';
+import * as events from '../../storage/events.js';
+import * as stateStore from '../../storage/state.js';
+import * as fed from '../../storage/federated_events.js';
+import { stateKey, type RoomEvent, type RoomVersionId, type StateKey, type StateMap } from './pdu.js';
+import { authEventTypesFor, checkAuth, redactionApplies, redactsOf } from './auth_rules.js';
+import { STREAM_LOCK } from './timeline.js';
+import { forgetRelationOnRedaction, recordRelation } from './relations.js';
+import { forgetSearchOnRedaction, indexForSearch } from '../search.js';
+import { loadRuleEvents, loadState, resolveStored, sameState, writeState } from './state_loader.js';
+
+export interface VerifiedEvent {
+  event: RoomEvent;
+  /** Canonical JSON to store (redacted when the content hash did not match). */
+  json: string;
+}
+
+export interface OutlierEvent extends VerifiedEvent {
+  rejectedReason?: string;
+}
+
+export interface TimelineCandidate extends VerifiedEvent {
+  version: RoomVersionId;
+  /** The DAG state before the event (resolved over its prev_events). */
+  stateBefore: StateMap;
+  /** A stored snapshot equal to or close to `stateBefore` (the first prev's), to write a delta. */
+  base?: { snapshot: number | null; map: StateMap };
+  /** Rejected by the auth rules (against its auth events or the state before it). */
+  rejectedReason?: string;
+  /** Skip the soft-fail check (the event that makes us join: we have no current state yet). */
+  noSoftFail?: boolean;
+}
+
+export type PersistOutcome = 'timeline' | 'soft_failed' | 'rejected' | 'duplicate';
+
+const splitKey = (k: StateKey): [string, string] => {
+  const i = k.indexOf('\u0000');
+  return [k.slice(0, i), k.slice(i + 1)];
+};
+
+export class FederatedEventStore {
+  constructor(private readonly deps: { db: Database; notifier: Notifier; logger: Logger }) {}
+
+  /** Runs `fn` in a transaction holding the stream lock; notifies once it has committed. */
+  async locked<T>(fn: (tx: Sql, changes: Changes) => Promise<T>): Promise<T> {
+    const changes = new Changes();
+    const result = await this.deps.db.transaction(async (tx) => {
+      await tx.query('select pg_advisory_xact_lock(?)', [STREAM_LOCK]);
+      return fn(tx, changes);
+    });
+    if (changes.position > 0) {
+      this.deps.notifier.notify({ position: changes.position, roomIds: [...changes.rooms], userIds: [...changes.users] });
+    }
+    return result;
+  }
+
+  /** Outliers: events known without their place in the graph (auth chains, state). No stream position. */
+  async storeOutliers(sql: Sql, list: OutlierEvent[]): Promise<void> {
+    for (const o of list) {
+      await fed.upsertFederatedEvent(sql, {
+        event: o.event,
+        json: o.json,
+        streamOrdering: null,
+        stateAfter: null,
+        replacesState: null,
+        outlier: true,
+        rejectedReason: o.rejectedReason ?? null,
+        softFailed: false,
+      });
+    }
+  }
+
+  /** Persists one event in its place in the graph (see the file comment). */
+  async persist(c: TimelineCandidate): Promise<PersistOutcome> {
+    return this.locked((tx, changes) => this.persistIn(tx, changes, c));
+  }
+
+  async persistIn(tx: Sql, changes: Changes, c: TimelineCandidate): Promise<PersistOutcome> {
+    const ev = c.event;
+    const roomId = ev.room_id;
+    const known = (await fed.knownEvents(tx, [ev.event_id])).get(ev.event_id);
+    if (known && !known.outlier) return 'duplicate';
+    const beforeSnap = await writeState(tx, roomId, c.stateBefore, c.base);
+
+    const base = { event: ev, json: c.json, replacesState: null, outlier: false };
+    if (c.rejectedReason !== undefined) {
+      // Rejected: kept (so we do not fetch it again and can answer for it), never in state or the timeline.
+      await fed.upsertFederatedEvent(tx, { ...base, streamOrdering: null, stateAfter: null, rejectedReason: c.rejectedReason, softFailed: false });
+      await fed.setDagState(tx, ev.event_id, roomId, beforeSnap, beforeSnap);
+      return 'rejected';
+    }
+    const isState = ev.state_key !== undefined;
+    const dagAfter: StateMap = new Map(c.stateBefore);
+    if (isState) dagAfter.set(stateKey(ev.type, ev.state_key!), ev.event_id);
+    const afterSnap = isState ? await writeState(tx, roomId, dagAfter, { snapshot: beforeSnap, map: c.stateBefore }) : beforeSnap;
+
+    const currentRows = await stateStore.getCurrentState(tx, roomId);
+    const current: StateMap = new Map(currentRows.map((r) => [stateKey(r.type, r.state_key), r.event_id]));
+
+    // Soft failure (spec: "Soft failure"): allowed by the state before it, but not by the current
+    // state — e.g. a banned user's event on an old fork. Stored, but neither shown nor extending the graph.
+    if (!c.noSoftFail && current.size > 0) {
+      const wanted = authEventTypesFor(ev, c.version).map((k) => current.get(k)).filter((x): x is string => !!x);
+      const { events: authEvents, rejected } = await loadRuleEvents(tx, wanted, c.version);
+      const authState = new Map<StateKey, RoomEvent>();
+      for (const e of authEvents.values()) if (!rejected.has(e.event_id) && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
+      const verdict = checkAuth(ev, authState, c.version);
+      if (!verdict.allowed) {
+        this.deps.logger.info({ eventId: ev.event_id, roomId, reason: verdict.reason }, 'soft-failed a remote event');
+        await fed.upsertFederatedEvent(tx, { ...base, streamOrdering: null, stateAfter: null, rejectedReason: null, softFailed: true });
+        await fed.setDagState(tx, ev.event_id, roomId, beforeSnap, afterSnap);
+        return 'soft_failed';
+      }
+    }
+
+    // New forward extremities: the event replaces those of its prev_events that were extremities.
+    const oldExtremities = await fed.forwardExtremityIds(tx, roomId);
+    const replaced = oldExtremities.filter((id) => ev.prev_events.includes(id));
+    const remaining = oldExtremities.filter((id) => !ev.prev_events.includes(id));
+    let newCurrent: StateMap;
+    if (remaining.length === 0) {
+      newCurrent = dagAfter;
+    } else {
+      const states = await fed.dagStates(tx, remaining);
+      const sets: StateMap[] = [dagAfter];
+      for (const id of remaining) {
+        const s = states.get(id);
+        if (s) sets.push(await loadState(tx, s.after));
+      }
+      newCurrent = await resolveStored(tx, c.version, sets);
+    }
+
+    // Membership changes (sync and device lists read them); each needs its own stream position.
+    const changedKeys: StateKey[] = [];
+    for (const [k, id] of newCurrent) if (current.get(k) !== id) changedKeys.push(k);
+    const removedKeys = [...current.keys()].filter((k) => !newCurrent.has(k));
+    const memberChanges = [...changedKeys, ...removedKeys].filter((k) => k.startsWith('m.room.member\u0000'));
+    const ownKey = isState ? stateKey(ev.type, ev.state_key!) : undefined;
+    const others = memberChanges.filter((k) => !(k === ownKey && newCurrent.get(k) === ev.event_id));
+    const extra = await fed.nextStreamOrderings(tx, others.length);
+    const streamOrdering = await events.nextStreamOrdering(tx);
+
+    const latest = await fed.latestStateSnapshot(tx, roomId);
+    let currentSnap: number;
+    if (changedKeys.length === 0 && removedKeys.length === 0 && latest !== null) currentSnap = latest;
+    else if (sameState(newCurrent, dagAfter)) currentSnap = afterSnap;
+    else currentSnap = await writeState(tx, roomId, newCurrent, { snapshot: latest, map: current });
+
+    const wins = ownKey !== undefined && newCurrent.get(ownKey) === ev.event_id && current.get(ownKey) !== ev.event_id;
+    await fed.upsertFederatedEvent(tx, {
+      ...base,
+      replacesState: wins ? (current.get(ownKey) ?? null) : null,
+      streamOrdering,
+      stateAfter: currentSnap,
+      rejectedReason: null,
+      softFailed: false,
+    });
+    await fed.setDagState(tx, ev.event_id, roomId, beforeSnap, afterSnap);
+    await recordRelation(tx, ev, streamOrdering);
+    await indexForSearch(tx, ev, streamOrdering);
+    await this.applyRedaction(tx, ev, c.version, dagAfter);
+    await fed.setForwardExtremities(tx, roomId, replaced, [ev.event_id]);
+
+    // Current state follows the resolved state; membership changes in stream order.
+    const memberEvents = await events.getEvents(tx, memberChanges.map((k) => newCurrent.get(k)).filter((x): x is string => !!x));
+    let i = 0;
+    for (const k of [...changedKeys, ...removedKeys]) {
+      const [type, key] = splitKey(k);
+      const id = newCurrent.get(k);
+      const membership = type === 'm.room.member' ? (id ? String(memberEvents.get(id)?.event.content.membership ?? 'leave') : 'leave') : null;
+      if (id) await stateStore.setCurrentState(tx, roomId, type, key, id, membership);
+      else await fed.deleteCurrentState(tx, roomId, type, key);
+      if (membership === null) continue;
+      const pos = k === ownKey && id === ev.event_id ? streamOrdering : extra[i++]!;
+      await events.insertMembershipChange(tx, { streamOrdering: pos, roomId, userId: key, membership, eventId: id ?? ev.event_id });
+      if (membership === 'join' || membership === 'invite' || membership === 'knock') {
+        await tx.query('delete from room_forgotten where user_id = ? and room_id = ?', [key, roomId]);
+      }
+      changes.users.add(key);
+    }
+    changes.add(roomId, streamOrdering);
+    return 'timeline';
+  }
+
+  /** A remote redaction applies when its sender may redact, or is on the target's server (auth_rules.redactionApplies). */
+  private async applyRedaction(tx: Sql, ev: RoomEvent, version: RoomVersionId, state: StateMap): Promise<void> {
+    const targetId = redactsOf(ev, version);
+    if (!targetId) return;
+    const target = await events.getEvent(tx, targetId);
+    if (!target || target.event.room_id !== ev.room_id) return;
+    const { events: authEvents } = await loadRuleEvents(tx, [state.get(stateKey('m.room.power_levels', '')), state.get(stateKey('m.room.create', ''))].filter((x): x is string => !!x), version);
+    const authState = new Map<StateKey, RoomEvent>();
+    for (const e of authEvents.values()) authState.set(stateKey(e.type, e.state_key ?? ''), e);
+    if (!redactionApplies(ev, target.event, authState, version)) return;
+    if (await fed.markRedacted(tx, targetId, ev.event_id)) {
+      await forgetRelationOnRedaction(tx, targetId, version);
+      await forgetSearchOnRedaction(tx, targetId);
+    }
+  }
+
+  /**
+   * Backfilled history: events older than anything in our stream, at negative positions (allocated
+   * newest first, so older events get lower positions). They change neither current state nor the
+   * forward extremities, and sync never sees them (its ranges start at 0). `stateAfter` is the state
+   * snapshot used to judge their history visibility (see backfill.ts).
+   */
+  async persistBackfilled(list: (VerifiedEvent & { rejectedReason?: string })[], stateAfter: number | null, version: RoomVersionId): Promise<string[]> {
+    return this.locked(async (tx) => {
+      const stored: string[] = [];
+      const known = await fed.knownEvents(tx, list.map((e) => e.event.event_id));
+      for (const e of list) {
+        const k = known.get(e.event.event_id);
+        if (k && k.inTimeline) continue;
+        if (e.rejectedReason !== undefined) {
+          await this.storeOutliers(tx, [e]);
+          continue;
+        }
+        const pos = await fed.nextBackfillOrdering(tx);
+        await fed.upsertFederatedEvent(tx, { event: e.event, json: e.json, streamOrdering: pos, stateAfter, replacesState: null, outlier: false, rejectedReason: null, softFailed: false });
+        await recordRelation(tx, e.event, pos);
+        await indexForSearch(tx, e.event, pos);
+        await this.applyRedaction(tx, e.event, version, new Map());
+        stored.push(e.event.event_id);
+      }
+      return stored;
+    });
+  }
+}
+
+/** What a locked write changed: who to wake once it commits. */
+export class Changes {
+  position = 0;
+  readonly rooms = new Set<string>();
+  readonly users = new Set<string>();
+  add(roomId: string, position: number): void {
+    this.rooms.add(roomId);
+    this.position = Math.max(this.position, position);
+  }
+}
