@@ -54,6 +54,19 @@ t('counts rise with others\' messages, mentions highlight, a receipt brings them
   assert.equal(counts(await sync(s, bob), roomId), { notification_count: 0, highlight_count: 0 }, 'a private receipt clears too');
 });
 
+t('an ignored sender\'s messages do not notify', async ({ s, alice, bob, carol }) => {
+  const { roomId } = c;
+  ok(await api(s, carol, 'PUT', `/user/${enc(carol.user_id)}/account_data/m.ignored_user_list`, { ignored_users: { [alice.user_id]: {} } }));
+  const before = counts(await sync(s, carol), roomId);
+  const bobBefore = counts(await sync(s, bob), roomId);
+  await send(s, alice, roomId, mention(carol, 'ignored'));
+  assert.equal(counts(await sync(s, carol), roomId), before, 'carol ignores alice: nothing unread, no highlight');
+  assert.is(counts(await sync(s, bob), roomId).notification_count, bobBefore.notification_count + 1, 'bob does not: it counts');
+  ok(await api(s, carol, 'PUT', `/user/${enc(carol.user_id)}/account_data/m.ignored_user_list`, { ignored_users: {} }));
+  await send(s, alice, roomId, 'heard again');
+  assert.is(counts(await sync(s, carol), roomId).notification_count, before.notification_count + 1, 'no longer ignored: it counts');
+});
+
 t('a room mention highlights only from a sender with notifications.room power', async ({ s, alice, bob, carol }) => {
   const { roomId } = c;
   const roomMention = { msgtype: 'm.text', body: '@room look', 'm.mentions': { room: true } };

@@ -50,3 +50,18 @@ export async function changedBetween(sql: Sql, userId: string, after: number, up
   );
   return rows.map(toRow);
 }
+
+/**
+ * Which of `userIds` have `sender` in their `m.ignored_user_list` (one query, for push evaluation).
+ * `jsonb_exists` is the `?` operator, which the `?` placeholders would swallow.
+ */
+export async function usersIgnoring(sql: Sql, userIds: readonly string[], sender: string): Promise<Set<string>> {
+  if (userIds.length === 0) return new Set();
+  const rows = await sql.query<{ user_id: string }>(
+    `select user_id from account_data
+     where type = 'm.ignored_user_list' and room_id = '' and user_id in (?)
+       and jsonb_typeof(content::jsonb -> 'ignored_users') = 'object' and jsonb_exists(content::jsonb -> 'ignored_users', ?)`,
+    [userIds, sender],
+  );
+  return new Set(rows.map((r) => r.user_id));
+}

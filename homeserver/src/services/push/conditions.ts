@@ -68,18 +68,24 @@ export function valueAt(event: Json, path: readonly string[]): unknown {
 
 const STAR = -1;
 const ANY = -2;
-/** A glob as code points (lower-cased) with STAR/ANY markers; consecutive stars collapsed. */
-export type Glob = (string | number)[];
+/**
+ * A glob: lower-cased code points with STAR/ANY markers (consecutive stars collapsed), and the
+ * lower-cased text itself when it has no wildcard (a whole-value match is then a comparison).
+ */
+export interface Glob {
+  tokens: (string | number)[];
+  literal?: string;
+}
 
 export function compileGlob(pattern: string, literal = false): Glob {
-  const out: Glob = [];
+  const tokens: (string | number)[] = [];
   for (const ch of pattern.toLowerCase()) {
     if (!literal && ch === '*') {
-      if (out[out.length - 1] !== STAR) out.push(STAR);
-    } else if (!literal && ch === '?') out.push(ANY);
-    else out.push(ch);
+      if (tokens[tokens.length - 1] !== STAR) tokens.push(STAR);
+    } else if (!literal && ch === '?') tokens.push(ANY);
+    else tokens.push(ch);
   }
-  return out;
+  return tokens.every((t) => typeof t === 'string') ? { tokens, literal: pattern.toLowerCase() } : { tokens };
 }
 
 const isWordChar = (c: string | undefined) => c !== undefined && /^[A-Za-z0-9_]$/.test(c);
@@ -89,7 +95,8 @@ const isWordChar = (c: string | undefined) => c !== undefined && /^[A-Za-z0-9_]$
  * substring of it that starts and ends at a word boundary. A Thompson-style simulation: linear in
  * the text for a given pattern, so a hostile pattern cannot make a write backtrack for seconds.
  */
-export function globMatches(g: Glob, text: readonly string[], words: boolean): boolean {
+export function globMatches(glob: Glob, text: readonly string[], words: boolean): boolean {
+  const g = glob.tokens;
   const m = g.length;
   let cur = new Uint8Array(m + 1);
   let next = new Uint8Array(m + 1);
@@ -193,7 +200,9 @@ function conditionHolds(c: Condition, ev: PreparedEvent, ctx: EvalContext): bool
     case 'event_match': {
       if (c.body) return ev.body !== undefined && globMatches(c.glob, ev.body, true);
       const v = valueAt(ev.event, c.path);
-      return typeof v === 'string' && globMatches(c.glob, Array.from(v.toLowerCase()), false);
+      if (typeof v !== 'string') return false;
+      const lower = v.toLowerCase();
+      return c.glob.literal !== undefined ? lower === c.glob.literal : globMatches(c.glob, Array.from(lower), false);
     }
     case 'event_property_is': {
       const v = valueAt(ev.event, c.path);

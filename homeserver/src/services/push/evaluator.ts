@@ -7,6 +7,7 @@ import { parsePowerLevels, userPowerLevel } from '../rooms/power_levels.js';
 import { relationIn } from '../rooms/relations.js';
 import type { PushRuleService } from '../push_rules.js';
 import { actionFlags, compileRuleset, evaluate, prepareEvent, type CompiledRules, type EvalContext } from './conditions.js';
+import * as accountData from '../../storage/account_data.js';
 
 /** How many relation hops lead to a thread root at most (the spec recommends 3). */
 const THREAD_HOPS = 3;
@@ -29,12 +30,15 @@ export class PushEvaluator {
   /** The append hook: evaluates `event` for the room's members and records their actions. */
   readonly onEvent = async (tx: Sql, event: RoomEvent, streamOrdering: number, version: RoomVersionId): Promise<void> => {
     const members = await store.joinedMembersWithRuleVersions(tx, event.room_id);
-    const targets = members.filter((m) => m.local && m.userId !== event.sender).map((m) => ({ ...m, memberEventId: m.memberEventId as string | undefined }));
+    let targets = members.filter((m) => m.local && m.userId !== event.sender).map((m) => ({ ...m, memberEventId: m.memberEventId as string | undefined }));
     if (event.type === 'm.room.member' && event.content.membership === 'invite' && event.state_key && event.state_key !== event.sender) {
       const invitee = event.state_key;
       const v = targets.some((t) => t.userId === invitee) ? undefined : await store.localUserRuleVersion(tx, invitee);
       if (v !== undefined) targets.push({ userId: invitee, local: true, version: v, memberEventId: undefined });
     }
+    // Users who ignore the sender get no notification for their events (as Synapse does).
+    const ignoring = await accountData.usersIgnoring(tx, targets.map((t) => t.userId), event.sender);
+    if (ignoring.size > 0) targets = targets.filter((t) => !ignoring.has(t.userId));
     if (targets.length === 0) return;
 
     const st = await events.currentStateEvents(tx, event.room_id, ['m.room.create', 'm.room.power_levels']);
@@ -46,8 +50,7 @@ export class PushEvaluator {
       notificationLevels: parsePowerLevels(pl?.content).notifications,
     };
     const prepared = prepareEvent(event as unknown as Record<string, unknown>);
-    let threadId: string | undefined;
-    const rows: store.PushActionRow[] = [];
+    const rows: store.PushUserAction[] = [];
     for (const t of targets) {
       const rules = await this.rulesOf(tx, t.userId, t.version);
       let ctx = ctxBase;
@@ -56,20 +59,11 @@ export class PushEvaluator {
       if (!outcome) continue;
       const flags = actionFlags(outcome.actions);
       if (!flags.notify && !flags.highlight) continue;
-      threadId ??= await threadOf(tx, event);
-      rows.push({
-        userId: t.userId,
-        eventId: event.event_id,
-        roomId: event.room_id,
-        streamOrdering,
-        notify: flags.notify,
-        highlight: flags.highlight,
-        threadId,
-        actions: JSON.stringify(outcome.actions),
-        ts: event.origin_server_ts,
-      });
+      rows.push({ userId: t.userId, notify: flags.notify, highlight: flags.highlight, actions: JSON.stringify(outcome.actions) });
     }
-    if (rows.length > 0) await store.insertActions(tx, rows);
+    if (rows.length === 0) return;
+    const where = { eventId: event.event_id, roomId: event.room_id, streamOrdering, threadId: await threadOf(tx, event), ts: event.origin_server_ts };
+    await store.insertActions(tx, where, rows);
   };
 
   /** The user's compiled rules, recompiled when their rules version moved (a change in any process). */
