@@ -2,6 +2,7 @@
 // A bad or missing setting throws ConfigError naming it; main.ts prints it and exits.
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
+import { ConfigError, bool, int, str, type Env } from '@hearth/env-config';
 
 export interface SfuLimits {
   /** Participants (devices) in one call; the next join gets `call_full`. */
@@ -43,38 +44,7 @@ export interface SfuConfig {
   logLevel: string;
 }
 
-export class ConfigError extends Error {
-  constructor(
-    readonly setting: string,
-    problem: string,
-  ) {
-    super(`${setting} ${problem}`);
-  }
-}
-
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v ? v : undefined;
-}
-
-function int(env: Env, name: string, dflt: number, min: number, max: number): number {
-  const v = str(env, name);
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v)) throw new ConfigError(name, `must be a whole number, got '${v}'`);
-  const n = Number(v);
-  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function bool(env: Env, name: string, dflt: boolean): boolean {
-  const v = str(env, name);
-  if (v === undefined) return dflt;
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new ConfigError(name, `must be true or false, got '${v}'`);
-}
+export { ConfigError };
 
 function ip(env: Env, name: string, dflt: string | undefined): string | undefined {
   const v = str(env, name) ?? dflt;

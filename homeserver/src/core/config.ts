@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ConfigError, bool, int, str, type Env } from '@hearth/env-config';
 
 export type RegistrationMode = 'open' | 'email' | 'token' | 'closed';
 
@@ -34,6 +35,10 @@ export interface Config {
   /** How long an unused UIA session stays valid. */
   uiaSessionLifetimeMs: number;
   emailTokenLifetimeMs: number;
+  /** OpenID tokens (`/user/{userId}/openid/request_token`): how long one identifies its user to a third party. */
+  openidTokenLifetimeMs: number;
+  /** `/v1/rooms/{roomId}/hierarchy`: rooms looked at per walk, deepest level, rooms per page. */
+  hierarchy: { maxRooms: number; maxDepth: number; maxPage: number };
   maxJsonBodyBytes: number;
   passwordMinLength: number;
   /** scrypt cost parameter N (OWASP: 2^17 with r=8, p=1). */
@@ -235,36 +240,7 @@ export interface FederationSenderConfig {
   remoteMediaMaxBytes: number;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly setting: string, message: string) {
-    super(`${setting}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
-
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v.trim() === '' ? undefined : v.trim();
-}
-
-function int(env: Env, name: string, dflt: number, min: number, max: number): number {
-  const v = str(env, name);
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v)) throw new ConfigError(name, `must be a whole number, got '${v}'`);
-  const n = Number(v);
-  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function bool(env: Env, name: string, dflt: boolean): boolean {
-  const v = str(env, name);
-  if (v === undefined) return dflt;
-  if (/^(1|true|yes|on)$/i.test(v)) return true;
-  if (/^(0|false|no|off)$/i.test(v)) return false;
-  throw new ConfigError(name, `must be true or false, got '${v}'`);
-}
+export { ConfigError };
 
 function rate(env: Env, name: string, dflt: RateLimitRule): RateLimitRule {
   const v = str(env, name);
@@ -448,6 +424,12 @@ export function loadConfig(env: Env = process.env): Config {
     accessTokenLifetimeMs: int(env, 'HEARTH_ACCESS_TOKEN_LIFETIME_MS', 5 * 60_000, 1000, 7 * 24 * 3600_000),
     uiaSessionLifetimeMs: int(env, 'HEARTH_UIA_SESSION_LIFETIME_MS', 15 * 60_000, 1000, 24 * 3600_000),
     emailTokenLifetimeMs: int(env, 'HEARTH_EMAIL_TOKEN_LIFETIME_MS', 3600_000, 1000, 7 * 24 * 3600_000),
+    openidTokenLifetimeMs: int(env, 'HEARTH_OPENID_TOKEN_LIFETIME_MS', 3600_000, 1000, 7 * 24 * 3600_000),
+    hierarchy: {
+      maxRooms: int(env, 'HEARTH_HIERARCHY_MAX_ROOMS', 1000, 1, 100_000),
+      maxDepth: int(env, 'HEARTH_HIERARCHY_MAX_DEPTH', 10, 0, 100),
+      maxPage: int(env, 'HEARTH_HIERARCHY_MAX_PAGE', 50, 1, 1000),
+    },
     maxJsonBodyBytes: int(env, 'HEARTH_MAX_JSON_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     passwordMinLength: int(env, 'HEARTH_PASSWORD_MIN_LENGTH', 8, 1, 512),
     scryptCost,

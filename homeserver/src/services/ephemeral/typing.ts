@@ -7,6 +7,7 @@ import * as store from '../../storage/typing.js';
 import * as stateStore from '../../storage/state.js';
 import type { SyncStream, SyncStreamContext, SyncStreamPart } from '../sync/streams.js';
 import { ignoredUsers } from './ignored.js';
+import { WakeTimer } from '../../core/wake_timer.js';
 
 type Json = Record<string, unknown>;
 
@@ -28,8 +29,7 @@ const EXPIRY_BATCH = 500;
  */
 export class TypingService implements SyncStream {
   readonly name = 'typing' as const;
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  private readonly wake = new WakeTimer(() => this.expireNow());
   private interval?: NodeJS.Timeout;
   private expiring?: Promise<unknown>;
   private unlisten?: () => void;
@@ -49,7 +49,7 @@ export class TypingService implements SyncStream {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.interval);
-    clearTimeout(this.timer);
+    this.wake.stop();
     this.unlisten?.();
     await this.expiring;
   }
@@ -77,7 +77,7 @@ export class TypingService implements SyncStream {
       await store.upsert(tx, { roomId, userId, typing, expiresTs: typing ? expiresTs : now, streamId });
       return streamId;
     });
-    if (typing) this.scheduleAt(expiresTs);
+    if (typing) this.wake.at(expiresTs);
     if (pos !== undefined) this.announce(pos, [roomId]);
   }
 
@@ -101,27 +101,12 @@ export class TypingService implements SyncStream {
     this.expiring = (async () => {
       await this.expire();
       const next = await store.nextExpiry(this.deps.db);
-      if (next !== undefined) this.scheduleAt(next);
+      if (next !== undefined) this.wake.at(next);
     })()
       .catch((err: unknown) => this.deps.logger.warn({ err }, 'typing expiry failed'))
       .finally(() => (this.expiring = undefined));
   }
 
-  /** Arms the timer for `ts` unless it already fires earlier. */
-  private scheduleAt(ts: number): void {
-    if (this.closed || ts >= this.timerAt) return;
-    clearTimeout(this.timer);
-    this.timerAt = ts;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = Infinity;
-        this.expireNow();
-      },
-      Math.max(0, ts - Date.now()),
-    );
-    this.timer.unref();
-  }
 
   /** A membership change committed: stop the notices of members who are no longer joined. */
   private onChange(c: StreamChange): void {

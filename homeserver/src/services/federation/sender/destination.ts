@@ -11,6 +11,7 @@ import type { Database } from '../../../storage/db.js';
 import * as store from '../../../storage/federation_queue.js';
 import { FederationError, type FederationClient } from '../client.js';
 import type { RoomHosts } from './room_hosts.js';
+import { WakeTimer } from '../../../core/wake_timer.js';
 
 /** Spec: a transaction carries at most 50 PDUs and 100 EDUs. */
 export const MAX_PDUS_PER_TXN = 50;
@@ -43,8 +44,7 @@ export class DestinationQueue {
   private running?: Promise<void>;
   private again = false;
   private closed = false;
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  private readonly wake = new WakeTimer(() => this.kick());
 
   constructor(
     private readonly ctx: SenderContext,
@@ -68,7 +68,7 @@ export class DestinationQueue {
   /** Stops the timers and waits for the transaction in flight. */
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.timer);
+    this.wake.stop();
     await this.running;
   }
 
@@ -81,26 +81,12 @@ export class DestinationQueue {
       } while (this.again && !this.closed);
     } catch (err) {
       logger.warn({ err, destination: this.destination }, 'federation sender step failed');
-      this.schedule(Date.now() + this.ctx.config.retryBaseMs);
+      this.wake.at(Date.now() + this.ctx.config.retryBaseMs);
     } finally {
       await store.releaseLease(db, this.destination, owner).catch((err: unknown) => logger.warn({ err }, 'releasing a federation lease failed'));
     }
   }
 
-  private schedule(ts: number): void {
-    if (this.closed || ts >= this.timerAt) return;
-    clearTimeout(this.timer);
-    this.timerAt = ts;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = Infinity;
-        this.kick();
-      },
-      Math.max(0, ts - Date.now()),
-    );
-    this.timer.unref();
-  }
 
   /** Sends one transaction if there is anything; true when there may be more. */
   private async step(): Promise<boolean> {
@@ -110,18 +96,18 @@ export class DestinationQueue {
     const row = await store.claimLease(db, d, this.ctx.owner, now, now + this.ctx.leaseMs);
     if (!row) {
       const cur = await store.getDestination(db, d);
-      if (cur) this.schedule(Math.min(cur.leaseUntilTs + 1, now + LEASE_RETRY_MS));
+      if (cur) this.wake.at(Math.min(cur.leaseUntilTs + 1, now + LEASE_RETRY_MS));
       return false;
     }
     if (row.retryUntilTs > now) {
-      this.schedule(row.retryUntilTs);
+      this.wake.at(row.retryUntilTs);
       return false;
     }
     await hosts.refresh();
     const upTo = await store.maxStreamOrdering(db);
     const cursor = row.streamCursor;
     let target = row.catchUpTarget;
-    if (false && row.retryCount > 0 && target === null && upTo > cursor) {
+    if (row.retryCount > 0 && target === null && upTo > cursor) {
       // Back from an outage: only the newest events of each room up to here; the peer fetches gaps.
       target = upTo;
       await store.setCatchUpTarget(db, d, target);
@@ -188,7 +174,7 @@ export class DestinationQueue {
         const until = Date.now() + backoffMs(config, failures);
         await store.markFailed(db, d, failures, until);
         this.ctx.logger.info({ destination: d, failures, retryInMs: until - Date.now(), err: err.message }, 'federation transaction failed; backing off');
-        this.schedule(until);
+        this.wake.at(until);
         return false;
       }
     }
