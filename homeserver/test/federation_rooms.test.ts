@@ -54,7 +54,6 @@ t('bob joins through A (make_join/send_join): B gets the state, /sync shows the 
   const sync = ok(await api(ts(b), bob, 'GET', '/sync?timeout=0'));
   const room = sync.rooms.join[roomId];
   assert.ok(room, 'the room is joined in bob\'s sync');
-  if (process.env.DEBUG_FR) console.log(JSON.stringify(room, null, 1).slice(0, 3000));
   const types = new Set([...room.state.events, ...room.timeline.events].map((e: any) => e.type));
   for (const t of ['m.room.create', 'm.room.power_levels', 'm.room.join_rules', 'm.room.name']) assert.ok(types.has(t), `state has ${t}`);
   const nameEv = [...room.state.events, ...room.timeline.events].find((e: any) => e.type === 'm.room.name');

@@ -61,7 +61,8 @@ t('one transaction: bad signature, bad hash, forged sender, auth violation, over
   badHash.pdu.content.body = 'tampered'; // the signature covers the redacted form only: still valid
   const forged = await craft(b, a, roomId, { type: 'm.room.message', sender: `@mallory:${b.serverName}`, content: { msgtype: 'm.text', body: 'forged' } });
   const violation = await craft(b, b, roomId, { type: 'm.room.power_levels', state_key: '', sender: bob.user_id, content: { users: { [bob.user_id]: 100 } } });
-  const huge = await craft(b, a, roomId, { type: 'm.room.message', sender: alice.user_id, content: { msgtype: 'm.text', body: 'x'.repeat(70_000) } });
+  const huge = await craft(b, a, roomId, { type: 'm.room.message', sender: alice.user_id, content: { msgtype: 'm.text', body: 'small' } });
+  huge.pdu.content.body = 'x'.repeat(70_000); // over 65,536 bytes: refused before anything else
   const res = await postTxn(a, b, [good.pdu, badSig.pdu, badHash.pdu, forged.pdu, violation.pdu, huge.pdu]);
   assert.equal(res.pdus[good.id], {});
   assert.match(res.pdus[badSig.id].error, /signature/);
@@ -71,9 +72,9 @@ t('one transaction: bad signature, bad hash, forged sender, auth violation, over
   assert.equal(res.pdus[badHash.id], {});
   // Stored or not, as the spec says.
   assert.is((await eventRow(b, good.id)).streamOrdering !== null, true);
-  await assert.rejects(() => eventRow(b, badSig.id));
-  await assert.rejects(() => eventRow(b, forged.id));
-  await assert.rejects(() => eventRow(b, huge.id));
+  assert.not.ok(await held(b, badSig.id));
+  assert.not.ok(await held(b, forged.id));
+  assert.not.ok(await held(b, huge.id));
   const rejected = await eventRow(b, violation.id);
   assert.ok(rejected.rejected, 'the auth-rule violation is stored as rejected');
   assert.is.not((await currentStateMap(b, roomId)).get('m.room.power_levels|'), violation.id, 'never part of state');
@@ -92,7 +93,7 @@ t('a retried transaction id gets its earlier answer', async ({ a, b, alice, room
   const other = await craft(b, a, roomId, { type: 'm.room.message', sender: alice.user_id, content: { msgtype: 'm.text', body: 'never' } });
   const r2 = await postTxn(a, b, [other.pdu], txnId);
   assert.equal(r2, r1);
-  await assert.rejects(() => eventRow(b, other.id), undefined, 'the retry did not process new PDUs');
+  assert.not.ok(await held(b, other.id), 'the retry did not process new PDUs');
 });
 
 t('soft failure: valid against the state before it, not against current state', async ({ a, b, bob, alice, roomId }) => {
@@ -120,7 +121,10 @@ async function authFor(s: FederationTestServer, roomId: string, memberId: string
   return [state.get('m.room.create|')!, state.get('m.room.power_levels|')!, memberId];
 }
 
-t('forks: concurrent state changes on both sides converge to the same resolved state', async ({ a, b, c, alice, bob, roomId }) => {
+t('forks: concurrent state changes on both sides converge to the same resolved state', async ({ a, b, c, alice, bob }) => {
+  // A room of its own: both servers start from the same graph.
+  const roomId = ok(await api(ts(a), alice, 'POST', '/createRoom', { preset: 'public_chat' })).room_id;
+  ok(await api(ts(b), bob, 'POST', `/join/${enc(roomId)}?server_name=${enc(a.serverName)}`, {}));
   await putState(ts(a), alice, roomId, 'm.room.power_levels', '', { ...(await currentPl(a, alice, roomId)), users: { [alice.user_id]: 100, [bob.user_id]: 50 } });
   await eventually(async () => (await currentStateMap(b, roomId)).get('m.room.power_levels|') === (await currentStateMap(a, roomId)).get('m.room.power_levels|'), 'power levels reach B');
   await eventually(async () => JSON.stringify(await extremities(a, roomId)) === JSON.stringify(await extremities(b, roomId)), 'same extremities');
@@ -142,6 +146,10 @@ t('forks: concurrent state changes on both sides converge to the same resolved s
   await eventually(async () => bodies(ok(await api(ts(b), bob, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=5`)).chunk).includes('merged'), 'merge event reaches B');
   assert.equal([...(await currentStateMap(a, roomId))].sort(), [...(await currentStateMap(b, roomId))].sort(), 'still the same after the merge');
 });
+
+async function held(s: FederationTestServer, eventId: string): Promise<boolean> {
+  return (await s.hs.deps.db.query('select 1 from events where event_id = ?', [eventId])).length > 0;
+}
 
 async function extremities(s: FederationTestServer, roomId: string): Promise<string[]> {
   return (await s.hs.deps.db.query<{ event_id: string }>('select event_id from forward_extremities where room_id = ? order by event_id', [roomId])).map((r) => r.event_id);

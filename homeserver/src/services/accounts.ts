@@ -3,6 +3,7 @@ import { makeUserId, parseUserId, validateNewLocalpart } from '../core/ids.js';
 import type { Database, Sql } from '../storage/db.js';
 import * as users from '../storage/users.js';
 import * as threepids from '../storage/threepids.js';
+import { deleteOpenidTokensOf, eraseUser } from '../storage/openid_erasure.js';
 import type { PasswordHasher } from './passwords.js';
 import type { SessionService } from './auth/sessions.js';
 
@@ -116,13 +117,16 @@ export class AccountService {
     if (logoutDevices) this.deps.sessions.revoked(userId);
   }
 
-  async deactivate(userId: string): Promise<void> {
+  /** With `erase` (spec v1.10), also erased: account data gone, events hidden from later joiners (storage/openid_erasure.ts). */
+  async deactivate(userId: string, opts: { erase?: boolean } = {}): Promise<void> {
     await this.deps.db.transaction(async (tx) => {
       const user = await users.getUser(tx, userId);
       if (!user || user.deactivated) throw forbidden('Account is already deactivated');
       await this.deps.sessions.revokeAll(tx, userId, null);
       await threepids.deleteAllForUser(tx, userId);
       await users.markDeactivated(tx, userId);
+      await deleteOpenidTokensOf(tx, userId);
+      if (opts.erase) await eraseUser(tx, userId, Date.now());
     });
     this.deps.sessions.revoked(userId);
   }

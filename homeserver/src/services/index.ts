@@ -14,6 +14,9 @@ import { RegistrationTokenService } from './registration_tokens.js';
 import { DeviceService } from './devices.js';
 import { ProfileService } from './profile.js';
 import { createRoomServices, type RoomServices } from './rooms/index.js';
+import { RoomUpgrader } from './rooms/upgrade.js';
+import { HierarchyService } from './rooms/hierarchy.js';
+import { OpenIdService } from './openid.js';
 import { MediaService } from './media.js';
 import { PushRuleService } from './push_rules.js';
 import { createPushServices, type PushServices } from './push/index.js';
@@ -51,6 +54,12 @@ export interface Services {
   search: SearchService;
   accountData: AccountDataService;
   reports: ReportService;
+  /** Room upgrades (`POST /rooms/{roomId}/upgrade`). */
+  roomUpgrades: RoomUpgrader;
+  /** Space hierarchy (`/v1/rooms/{roomId}/hierarchy`). */
+  hierarchy: HierarchyService;
+  /** OpenID tokens for third parties (client `request_token`, federation `userinfo`). */
+  openid: OpenIdService;
   presence: PresenceService;
   typing: TypingService;
   receipts: ReceiptService;
@@ -156,5 +165,8 @@ export async function createServices(config: Config, logger: Logger, db: Databas
     rooms.membership.remote = new FederatedMembership({ db, serverName: config.serverName, queries: federationRooms.queries, joins: federationRooms.joins, invites: federationRooms.invites });
     rooms.reader.backfill = (roomId, limit) => federationRooms.backfill.backfill(roomId, limit);
   }
-  return { push, federationRooms, federationMessaging, typing, receipts, federation, presence, keyBackup, e2e, calls, accountData, tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
+  const roomUpgrades = new RoomUpgrader({ timeline: rooms.timeline, serverName: config.serverName });
+  const hierarchy = new HierarchyService({ db, limits: config.hierarchy });
+  const openid = new OpenIdService({ db, serverName: config.serverName, lifetimeMs: config.openidTokenLifetimeMs });
+  return { roomUpgrades, hierarchy, openid, push, federationRooms, federationMessaging, typing, receipts, federation, presence, keyBackup, e2e, calls, accountData, tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
 }

@@ -7,6 +7,15 @@ import type { Sql } from './db.js';
  * both count, and an unthreaded receipt covers every thread (spec: "Threaded read receipts").
  */
 
+/** One user's outcome for an event being written. */
+export interface PushUserAction {
+  userId: string;
+  notify: boolean;
+  highlight: boolean;
+  /** JSON text of the rule's actions. */
+  actions: string;
+}
+
 export interface PushActionRow {
   userId: string;
   eventId: string;
@@ -27,16 +36,19 @@ const READ_TYPES = `('m.read', 'm.read.private')`;
 const READ_POS = `coalesce((select max(r.event_stream_ordering) from receipts r
   where r.user_id = a.user_id and r.room_id = a.room_id and r.receipt_type in ${READ_TYPES} and r.thread_id in ('', a.thread_id)), 0)`;
 
-export async function insertActions(tx: Sql, rows: PushActionRow[]): Promise<void> {
-  // Chunks keep the statement's parameter count well under PostgreSQL's 65,535.
-  for (let i = 0; i < rows.length; i += 500) {
-    const chunk = rows.slice(i, i + 500);
-    await tx.query(
-      `insert into event_push_actions (user_id, event_id, room_id, stream_ordering, notify, highlight, thread_id, actions, ts)
-       values ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')} on conflict do nothing`,
-      chunk.flatMap((r) => [r.userId, r.eventId, r.roomId, r.streamOrdering, r.notify, r.highlight, r.threadId, r.actions, r.ts]),
-    );
-  }
+/**
+ * Stores one event's actions for many users in one statement: the per-user fields travel as one
+ * JSON parameter (binding thousands of placeholders costs more than the insert itself).
+ */
+export async function insertActions(tx: Sql, event: { eventId: string; roomId: string; streamOrdering: number; threadId: string; ts: number }, rows: PushUserAction[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.query(
+    `insert into event_push_actions (user_id, event_id, room_id, stream_ordering, notify, highlight, thread_id, actions, ts)
+     select x.user_id, ?, ?, ?, x.notify, x.highlight, ?, x.actions, ?
+     from json_to_recordset(?::json) as x(user_id text, notify boolean, highlight boolean, actions text)
+     on conflict do nothing`,
+    [event.eventId, event.roomId, event.streamOrdering, event.threadId, event.ts, JSON.stringify(rows.map((r) => ({ user_id: r.userId, notify: r.notify, highlight: r.highlight, actions: r.actions })))],
+  );
 }
 
 export interface ThreadCounts {

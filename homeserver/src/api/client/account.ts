@@ -1,8 +1,11 @@
 import type { Area } from '../../app.js';
-import { forbidden } from '../../core/errors.js';
+import { MatrixError, badJson, forbidden, limitExceeded } from '../../core/errors.js';
 import { optionalBoolean, requireString } from '../../core/json.js';
-import { optionalAuth, requireAuth, requesterOf } from '../middleware/auth.js';
+import { optionalAuth } from '../middleware/auth.js';
 import { emailStage, passwordStage } from './uia_stages.js';
+import { loginUser } from './login.js';
+import type { AppDeps } from '../../app.js';
+import type { StageValidator } from '../../services/auth/uia.js';
 import type { Sql } from '../../storage/db.js';
 import * as threepidStore from '../../storage/threepids.js';
 
@@ -49,18 +52,43 @@ export const accountArea: Area = (router, deps) => {
     ctx.body = {};
   });
 
-  router.post('/account/deactivate', requireAuth(services.sessions), async (ctx) => {
-    const r = requesterOf(ctx);
+  // Without an access token (spec v1.11) the password stage's identifier names the account.
+  router.post('/account/deactivate', optionalAuth(services.sessions), async (ctx) => {
+    const r = ctx.state.requester;
+    const erase = optionalBoolean(ctx.request.json, 'erase') ?? false;
+    let identified: string | undefined;
     const uia = await services.uia.authenticate({
       endpoint: 'POST /account/deactivate',
-      userId: r.userId,
+      userId: r?.userId ?? null,
       auth: ctx.request.json.auth,
       flows: [['m.login.password']],
-      validators: { 'm.login.password': passwordStage(deps, r.userId) },
+      validators: { 'm.login.password': r ? passwordStage(deps, r.userId) : identifyingPasswordStage(deps, (u) => (identified = u)) },
     });
-    await services.accounts.deactivate(r.userId);
+    // A session completed by an earlier request names no user now: the password must come with this one.
+    const userId = r?.userId ?? identified;
+    if (!userId) throw new MatrixError(401, 'M_FORBIDDEN', 'Authenticate with m.login.password in this request');
+    await services.accounts.deactivate(userId, { erase });
     await services.uia.finish(uia.session);
     // We never bind to identity servers, so there is nothing to unbind.
     ctx.body = { id_server_unbind_result: 'no-support' };
   });
 };
+
+/**
+ * `m.login.password` without an access token: the identifier names the account, whose password
+ * must match; wrong guesses spend that account's failed-login budget, as on /login.
+ */
+function identifyingPasswordStage(deps: AppDeps, found: (userId: string) => void): StageValidator {
+  return async (auth) => {
+    const password = auth.password;
+    if (typeof password !== 'string') throw badJson("'auth.password' must be a string");
+    const userId = deps.services.accounts.userIdFor(loginUser(auth));
+    if (!(await deps.services.accounts.checkPassword(userId, password))) {
+      const budget = await deps.bus.rateLimiter.take(`login-failed:${userId}`, deps.config.rateLimits.login);
+      if (!budget.allowed) throw limitExceeded(budget.retryAfterMs);
+      throw new MatrixError(401, 'M_FORBIDDEN', 'Invalid user or password');
+    }
+    found(userId);
+    return {};
+  };
+}

@@ -27,10 +27,14 @@ import { toDeviceArea } from './to_device.js';
 import { typingArea } from './typing.js';
 import { receiptsArea } from './receipts.js';
 import { timestampToEventArea } from './timestamp_to_event.js';
+import { roomUpgradeArea } from './room_upgrade.js';
+import { hierarchyArea } from './hierarchy.js';
+import { openidArea } from './openid.js';
+import { whoisArea } from './whois.js';
 
 /** Areas served under /_matrix/client/v3 (and r0). One file per API area. */
 // presenceActivityArea first: its middleware wraps the routes of the areas after it.
-export const CLIENT_AREAS: Area[] = [presenceActivityArea, loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, notificationsArea, pushersArea, directoryArea, searchArea, reportsArea, accountDataArea, presenceArea, voipArea, keysArea, toDeviceArea, roomKeysArea, typingArea, receiptsArea];
+export const CLIENT_AREAS: Area[] = [presenceActivityArea, loginArea, registerArea, accountArea, threepidArea, devicesArea, profileArea, capabilitiesArea, roomsArea, roomEventsArea, filterArea, syncArea, pushRulesArea, notificationsArea, pushersArea, directoryArea, searchArea, reportsArea, accountDataArea, presenceArea, voipArea, keysArea, toDeviceArea, roomKeysArea, typingArea, receiptsArea, roomUpgradeArea, openidArea, whoisArea];
 
 /** Areas served under /_matrix/client/v1. */
-export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea, timestampToEventArea];
+export const CLIENT_V1_AREAS: Area[] = [registerV1Area, clientMediaArea, relationsArea, timestampToEventArea, hierarchyArea];

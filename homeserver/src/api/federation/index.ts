@@ -11,6 +11,7 @@ import type { AuthState } from '../middleware/auth.js';
 import { originConcurrencyLimit } from './origin_limit.js';
 import { keyRoutes } from './keys.js';
 import { discoveryRoutes } from './discovery.js';
+import { openidRoutes } from './openid.js'; // OpenID userinfo: unauthenticated (the token is the credential)
 import { queryArea } from './query.js';
 import { sendArea } from './send.js';
 import { eventsArea } from './events.js';
@@ -39,6 +40,7 @@ export function federationRoutes(root: AppRouter, deps: AppDeps): void {
   // Unauthenticated first: the authenticated router's middleware would otherwise also match these paths.
   discoveryRoutes(root, deps);
   keyRoutes(root, deps);
+  openidRoutes(root, deps);
 
   const { keyRing, access } = deps.services.federation;
   const authed: FederationRouter = new Router({ prefix: '/_matrix/federation' });

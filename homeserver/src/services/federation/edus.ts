@@ -82,7 +82,7 @@ export class EduHandler implements FederationEduHandler {
 
   /** The user id must be a user of `origin`: a server speaks only for its own users. */
   private ownUser(origin: string, userId: unknown): string {
-    if (typeof userId !== 'string' || !parseUserId(userId) || origin === '') throw new EduRefused(`${String(userId)} is not a user of ${origin}`);
+    if (typeof userId !== 'string' || parseUserId(userId)?.serverName !== origin) throw new EduRefused(`${String(userId)} is not a user of ${origin}`);
     return userId;
   }
 

@@ -6,6 +6,7 @@ import { stateKey, type RoomEvent, type RoomVersionId, type StateMap } from './p
 import { redact } from './event_format.js';
 import { bundleRelations, type BundleMode } from './relations.js';
 import { membershipsAt } from './unsigned_membership.js';
+import { erasedAmong } from '../../storage/openid_erasure.js';
 
 /** An event as the client-server API shows it. */
 export interface ClientEvent {
@@ -53,6 +54,8 @@ export async function toClientEvents(sql: Sql, stored: StoredEvent[], versions: 
     format: (evs, relations) => toClientEvents(sql, evs, versions, { ...opts, relations }),
   });
   const memberships = opts.viewer ? await membershipsAt(sql, opts.viewer.userId, stored) : undefined;
+  // Erased users' events are served redacted to whoever was not joined when they were sent (spec v1.10 `erase`).
+  const erased = await erasedAmong(sql, [...new Set(stored.map((s) => s.event.sender))]);
   const out: ClientEvent[] = [];
   for (const s of stored) {
     const version = versions.get(s.event.room_id) ?? '11';
@@ -64,6 +67,9 @@ export async function toClientEvents(sql: Sql, stored: StoredEvent[], versions: 
     const bundle = bundles.get(s.event.event_id);
     if (bundle) unsigned['m.relations'] = bundle;
     let source = s.event;
+    if (!s.redactedBy && erased.has(s.event.sender) && memberships?.get(s.event.event_id) !== 'join') {
+      source = { ...redact(s.event, version), event_id: s.event.event_id } as typeof s.event;
+    }
     if (s.redactedBy) {
       const because = relatedEvents.get(s.redactedBy);
       source = { ...redact(s.event, version), event_id: s.event.event_id } as typeof s.event;

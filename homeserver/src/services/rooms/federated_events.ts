@@ -146,7 +146,7 @@ export class FederatedEventStore {
         const s = states.get(id);
         if (s) sets.push(await loadState(tx, s.after));
       }
-      newCurrent = await resolveStored(tx, c.version, sets);
+      newCurrent = await resolveStored(tx, c.version, sets, [ev]); // ev is not stored yet
     }
 
     // Membership changes (sync and device lists read them); each needs its own stream position.

@@ -30,8 +30,9 @@ export async function loadRuleEvents(sql: Sql, ids: string[], version: RoomVersi
 /**
  * State resolution v2 of `stateSets` over stored events: the conflicted events and every event of
  * their auth chains are loaded first (one recursive query), then state_res runs in memory.
+ * `unstored`: events of the sets not written yet (the one being persisted).
  */
-export async function resolveStored(sql: Sql, version: RoomVersionId, stateSets: StateMap[]): Promise<StateMap> {
+export async function resolveStored(sql: Sql, version: RoomVersionId, stateSets: StateMap[], unstored: RoomEvent[] = []): Promise<StateMap> {
   if (stateSets.length === 0) return new Map();
   if (stateSets.length === 1) return new Map(stateSets[0]);
   const { conflicted, unconflicted } = splitConflicted(stateSets);
@@ -39,6 +40,8 @@ export async function resolveStored(sql: Sql, version: RoomVersionId, stateSets:
   // Every state event of every set can be in some auth difference; their chains are needed.
   const all = new Set<string>();
   for (const s of stateSets) for (const id of s.values()) all.add(id);
+  // Events being persisted right now are in a state set but not in the tables yet.
+  for (const e of unstored) for (const a of e.auth_events) all.add(a);
   const links = await fed.authChainLinks(sql, [...all]);
   const authOf = new Map<string, string[]>();
   for (const l of links) {
@@ -48,6 +51,7 @@ export async function resolveStored(sql: Sql, version: RoomVersionId, stateSets:
     all.add(l.authEventId);
   }
   const { events, rejected } = await loadRuleEvents(sql, [...all], version);
+  for (const e of unstored) events.set(e.event_id, e);
   const chainCache = new Map<string, Set<string>>();
   const chainOf = (id: string): Set<string> => {
     const hit = chainCache.get(id);
