@@ -4,11 +4,8 @@
 import * as assert from 'uvu/assert';
 import type { TestServer } from './support/harness.js';
 import { api, assertError, createRoom, enc, join, ok, putState, send, suiteWithUsers, type User } from './support/rooms.js';
+import { syncAs as sync } from './support/e2e.js';
 
-function sync(s: TestServer, u: User, q: Record<string, string | number> = {}): Promise<any> {
-  const qs = new URLSearchParams(Object.entries(q).map(([k, v]): [string, string] => [k, String(v)])).toString();
-  return api(s, u, 'GET', `/sync${qs ? `?${qs}` : ''}`).then((r) => ok(r, 'sync'));
-}
 const ignore = (s: TestServer, u: User, ids: string[]) =>
   api(s, u, 'PUT', `/user/${enc(u.user_id)}/account_data/m.ignored_user_list`, { ignored_users: Object.fromEntries(ids.map((i) => [i, {}])) });
 const timelineIds = (body: any, roomId: string): string[] => (body.rooms.join[roomId]?.timeline.events ?? []).map((e: any) => e.event_id);

@@ -10,11 +10,8 @@ import type { TestServer } from './support/harness.js';
 import { login } from './support/harness.js';
 import { api, assertError, createRoom, enc, invite, join, ok, send, suiteWithUsers, type User } from './support/rooms.js';
 import { beforeAll } from './support/hooks.js';
+import { syncAs as sync } from './support/e2e.js';
 
-function sync(s: TestServer, u: User, q: Record<string, string | number> = {}): Promise<any> {
-  const qs = new URLSearchParams(Object.entries(q).map(([k, v]): [string, string] => [k, String(v)])).toString();
-  return api(s, u, 'GET', `/sync${qs ? `?${qs}` : ''}`).then((r) => ok(r, 'sync'));
-}
 const receipt = (s: TestServer, u: User, roomId: string, type: string, eventId: string, body: Record<string, unknown> = {}) =>
   api(s, u, 'POST', `/rooms/${enc(roomId)}/receipt/${enc(type)}/${enc(eventId)}`, body);
 const counts = (body: any, roomId: string) => body.rooms?.join?.[roomId]?.unread_notifications;

@@ -10,13 +10,10 @@ import type { TestServer } from './support/harness.js';
 import { api, assertError, createRoom, enc, join, ok, send, suiteWithUsers, type User } from './support/rooms.js';
 import { beforeAll } from './support/hooks.js';
 import { latestReadPosition } from '../src/storage/receipts.js';
+import { syncAs as sync } from './support/e2e.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function sync(s: TestServer, u: User, q: Record<string, string | number> = {}): Promise<any> {
-  const qs = new URLSearchParams(Object.entries(q).map(([k, v]): [string, string] => [k, String(v)])).toString();
-  return api(s, u, 'GET', `/sync${qs ? `?${qs}` : ''}`).then((r) => ok(r, 'sync'));
-}
 
 const receipt = (s: TestServer, u: User, roomId: string, type: string, eventId: string, body: Record<string, unknown> = {}) =>
   api(s, u, 'POST', `/rooms/${enc(roomId)}/receipt/${enc(type)}/${enc(eventId)}`, body);

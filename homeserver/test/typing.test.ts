@@ -5,19 +5,16 @@
 // two homeserver processes on one database.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import WebSocket from 'ws';
 import { startTestServer, registerUser, type TestServer } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
+import { openSyncSocket } from './support/ws_sync.js';
+import { syncAs as sync } from './support/e2e.js';
 import { api, assertError, createRoom, enc, join, ok, type User } from './support/rooms.js';
 
 /** A wait for something the server does on its own fails the test after this long. */
 const WAIT_MS = 20_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function sync(s: TestServer, u: User, q: Record<string, string | number> = {}): Promise<any> {
-  const qs = new URLSearchParams(Object.entries(q).map(([k, v]): [string, string] => [k, String(v)])).toString();
-  return api(s, u, 'GET', `/sync${qs ? `?${qs}` : ''}`).then((r) => ok(r, 'sync'));
-}
 
 const putTyping = (s: TestServer, u: User, roomId: string, body: Record<string, unknown>, target = u.user_id) =>
   api(s, u, 'PUT', `/rooms/${enc(roomId)}/typing/${enc(target)}`, body);
@@ -42,11 +39,10 @@ async function waitTyping(s: TestServer, viewer: User, since: string, roomId: st
   }
 }
 
-const t = suite<{ s: TestServer; base: string; alice: User; bob: User; carol: User; roomId: string }>('typing: API and /sync');
+const t = suite<{ s: TestServer; alice: User; bob: User; carol: User; roomId: string }>('typing: API and /sync');
 
 beforeAll(t, async (ctx) => {
   ctx.s = await startTestServer();
-  ctx.base = await ctx.s.listen();
   for (const name of ['alice', 'bob', 'carol'] as const) ctx[name] = await registerUser(ctx.s, name);
   ctx.roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat', name: 'Typing' });
   await join(ctx.s, ctx.bob, ctx.roomId);
@@ -121,51 +117,22 @@ t('an ignored user typing is left out of the list', async ({ s, alice, bob, room
   }
 });
 
-t('the WebSocket sync delivers typing changes', async ({ s, base, alice, bob, roomId }) => {
-  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/_hearth/client/v1/sync/ws');
-  const frames: any[] = [];
-  let wake = () => {};
-  ws.on('message', (d) => {
-    frames.push(JSON.parse(d.toString()));
-    wake();
-  });
-  await new Promise((r) => ws.once('open', r));
-  const nextSync = wsNext(ws, frames, (w) => (wake = w));
+t('the WebSocket sync delivers typing changes', async ({ s, alice, bob, roomId }) => {
+  const sock = await openSyncSocket(s, bob, { autoAck: true });
   try {
-    ws.send(JSON.stringify({ type: 'auth', access_token: bob.access_token }));
-    await nextSync(() => true);
+    await sock.nextSync();
     ok(await putTyping(s, alice, roomId, { typing: true, timeout: 60_000 }));
-    const f = await nextSync((x) => typingIn(x.data, roomId) !== undefined);
+    const f = await sock.nextSync((x) => typingIn(x.data, roomId) !== undefined, WAIT_MS);
     assert.equal(typingIn(f.data, roomId), [alice.user_id]);
     ok(await putTyping(s, alice, roomId, { typing: false }));
-    const g = await nextSync((x) => typingIn(x.data, roomId) !== undefined);
+    const g = await sock.nextSync((x) => typingIn(x.data, roomId) !== undefined, WAIT_MS);
     assert.equal(typingIn(g.data, roomId), []);
   } finally {
-    ws.close();
+    await sock.close();
   }
 });
 
 t.run();
-
-/** Returns a function awaiting the next acknowledged WebSocket sync frame that satisfies `pred`. */
-function wsNext(ws: WebSocket, frames: any[], setWake: (w: () => void) => void) {
-  return async (pred: (f: any) => boolean): Promise<any> => {
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const f = frames.shift();
-      if (f?.type === 'sync') {
-        ws.send(JSON.stringify({ type: 'ack', pos: f.pos }));
-        if (pred(f)) return f;
-      } else if (f === undefined) {
-        if (Date.now() > deadline) throw new Error('no matching WebSocket sync frame');
-        await new Promise<void>((r) => {
-          setWake(r);
-          setTimeout(r, 200);
-        });
-      }
-    }
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Expiry: a server whose longest typing notice is one second.
@@ -175,23 +142,14 @@ const exp = suite('typing: expiry, restarts, two processes');
 exp('a notice expires without typing:false: the stop reaches a waiting long-poll and the WebSocket sync', async () => {
   const s = await startTestServer(SHORT);
   try {
-    const base = await s.listen();
     const alice = await registerUser(s, 'alice');
     const bob = await registerUser(s, 'bob');
     const roomId = await createRoom(s, alice, { preset: 'public_chat' });
     await join(s, bob, roomId);
-    const ws = new WebSocket(base.replace(/^http/, 'ws') + '/_hearth/client/v1/sync/ws');
-    const frames: any[] = [];
-    let wake = () => {};
-    ws.on('message', (d) => {
-      frames.push(JSON.parse(d.toString()));
-      wake();
-    });
-    await new Promise((r) => ws.once('open', r));
-    const nextSync = wsNext(ws, frames, (w) => (wake = w));
+    const sock = await openSyncSocket(s, bob, { autoAck: true });
+    const nextSync = (pred: (f: any) => boolean) => sock.nextSync(pred, WAIT_MS);
     try {
-      ws.send(JSON.stringify({ type: 'auth', access_token: bob.access_token }));
-      await nextSync(() => true);
+      await sock.nextSync();
       const since = (await sync(s, bob)).next_batch;
       // An hour asked for, capped at a second by HEARTH_TYPING_MAX_TIMEOUT_MS.
       ok(await putTyping(s, alice, roomId, { typing: true, timeout: 3_600_000 }));
@@ -208,7 +166,7 @@ exp('a notice expires without typing:false: the stop reaches a waiting long-poll
       }
       assert.is(typingIn(await sync(s, bob), roomId), undefined, 'nobody types any more');
     } finally {
-      ws.close();
+      await sock.close();
     }
   } finally {
     await s.close();
