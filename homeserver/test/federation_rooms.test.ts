@@ -45,6 +45,10 @@ t('alice on A invites bob on B: the invite is signed by B and shows in bob\'s /s
   const member = inv.invite_state.events.find((e: any) => e.type === 'm.room.member' && e.state_key === bob.user_id);
   assert.is(member.content.membership, 'invite');
   assert.is(member.sender, alice.user_id);
+  // The room's stripped state comes from A's invite: bob sees its name before joining.
+  const name = inv.invite_state.events.find((e: any) => e.type === 'm.room.name');
+  assert.is(name?.content.name, 'Across', 'the room name from the inviting server');
+  assert.is(inv.invite_state.events.filter((e: any) => e.type === 'm.room.member' && e.state_key === bob.user_id).length, 1, 'one invite member event');
 });
 
 t('bob joins through A (make_join/send_join): B gets the state, /sync shows the room, A sees the join', async (ctx) => {
@@ -105,6 +109,17 @@ t('messages, edits, reactions and redactions flow both ways (through the sender)
     const ev = await api(ts(a), alice, 'GET', `/rooms/${enc(roomId)}/event/${enc(reply)}`);
     return ev.status === 200 && ev.body.content.body === undefined;
   }, 'redaction applied on A');
+});
+
+t('a remote user\'s messages notify local users: unread counts and a mention highlight on B', async (ctx) => {
+  const { a, b, alice, bob, roomId } = ctx;
+  const counts = async () => ok(await api(ts(b), bob, 'GET', '/sync')).rooms.join[roomId]?.unread_notifications;
+  const before = await counts();
+  const mentionId = await send(ts(a), alice, roomId, { msgtype: 'm.text', body: `ping ${bob.user_id}`, 'm.mentions': { user_ids: [bob.user_id] } });
+  await eventually(async () => (await api(ts(b), bob, 'GET', `/rooms/${enc(roomId)}/event/${enc(mentionId)}`)).status === 200, 'the mention reaches B');
+  const after = await counts();
+  assert.is(after.notification_count, before.notification_count + 1, 'push rules ran for the remote event');
+  assert.is(after.highlight_count, before.highlight_count + 1, 'the mention highlights');
 });
 
 t('carol on C joins through B (B is resident now); A learns of it', async (ctx) => {

@@ -160,7 +160,7 @@ export async function createServices(config: Config, logger: Logger, db: Databas
   const federation = createFederationServices({ config: config.federation, db, signingKey: rooms.signingKey, logger, dns: overrides.federationDns });
   const federationMessaging = createFederationMessaging({ config, logger, db, notifier: bus.notifier, federation, outbox: eduOutbox, e2e, typing, receipts, presence });
   await federationMessaging.sender.start();
-  const federationRooms = createFederationRoomServices({ db, logger, notifier: bus.notifier, serverName: config.serverName, config: config.federation, federation, signer: rooms.signingKey });
+  const federationRooms = createFederationRoomServices({ db, logger, notifier: bus.notifier, serverName: config.serverName, config: config.federation, federation, signer: rooms.signingKey, appendHooks: rooms.timeline.hooks });
   if (config.federation.enabled) {
     rooms.membership.remote = new FederatedMembership({ db, serverName: config.serverName, queries: federationRooms.queries, joins: federationRooms.joins, invites: federationRooms.invites });
     rooms.reader.backfill = (roomId, limit) => federationRooms.backfill.backfill(roomId, limit);

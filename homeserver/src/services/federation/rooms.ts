@@ -16,6 +16,7 @@ import { JoinService } from './joins.js';
 import { InviteService } from './invites.js';
 import { BackfillService } from './backfill.js';
 import { RemoteQueries } from './remote_queries.js';
+import type { AppendHook } from '../rooms/timeline.js';
 
 export interface FederationRoomServices {
   store: FederatedEventStore;
@@ -36,10 +37,12 @@ export function createFederationRoomServices(deps: {
   config: FederationConfig;
   federation: FederationServices;
   signer: ServerSigningKey;
+  /** TimelineService.hooks: remote events run them too (push evaluation). */
+  appendHooks?: readonly AppendHook[];
 }): FederationRoomServices {
   const { db, logger, serverName, federation } = deps;
   const limits = deps.config.rooms;
-  const store = new FederatedEventStore({ db, notifier: deps.notifier, logger });
+  const store = new FederatedEventStore({ db, notifier: deps.notifier, logger, appendHooks: deps.appendHooks });
   const events = new FederationEventHandler({ db, client: federation.client, keyRing: federation.keyRing, store, serverName, logger, limits });
   const outbox = () => federation.outbox;
   const reads = new FederationRoomReads({ db, serverName, maxBackfill: limits.backfill });

@@ -23,7 +23,7 @@ import * as stateStore from '../../storage/state.js';
 import * as fed from '../../storage/federated_events.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateKey, type StateMap } from './pdu.js';
 import { authEventTypesFor, checkAuth, redactionApplies, redactsOf } from './auth_rules.js';
-import { STREAM_LOCK } from './timeline.js';
+import { STREAM_LOCK, type AppendHook } from './timeline.js';
 import { forgetRelationOnRedaction, recordRelation } from './relations.js';
 import { forgetSearchOnRedaction, indexForSearch } from '../search.js';
 import { loadRuleEvents, loadState, resolveStored, sameState, writeState } from './state_loader.js';
@@ -58,7 +58,15 @@ const splitKey = (k: StateKey): [string, string] => {
 };
 
 export class FederatedEventStore {
-  constructor(private readonly deps: { db: Database; notifier: Notifier; logger: Logger }) {}
+  constructor(
+    private readonly deps: {
+      db: Database;
+      notifier: Notifier;
+      logger: Logger;
+      /** Work run for every event entering the timeline, in its transaction (push evaluation): TimelineService.hooks. */
+      appendHooks?: readonly AppendHook[];
+    },
+  ) {}
 
   /** Runs `fn` in a transaction holding the stream lock; notifies once it has committed. */
   async locked<T>(fn: (tx: Sql, changes: Changes) => Promise<T>): Promise<T> {
@@ -177,6 +185,8 @@ export class FederatedEventStore {
     await fed.setDagState(tx, ev.event_id, roomId, beforeSnap, afterSnap);
     await recordRelation(tx, ev, streamOrdering);
     await indexForSearch(tx, ev, streamOrdering);
+    // As for local events, hooks see the room's current state before this event.
+    for (const hook of this.deps.appendHooks ?? []) await hook(tx, ev, streamOrdering, c.version);
     await this.applyRedaction(tx, ev, c.version, dagAfter);
     await fed.setForwardExtremities(tx, roomId, replaced, [ev.event_id]);
 

@@ -46,9 +46,14 @@ export const STREAM_LOCK = 0x6576656e74;
 export class TimelineService {
   private readonly appendHooks: AppendHook[] = [];
 
-  /** Registers work to run for every appended event in its transaction. */
+  /** Registers work to run for every appended event in its transaction (local and remote events alike). */
   addAppendHook(hook: AppendHook): void {
     this.appendHooks.push(hook);
+  }
+
+  /** The registered hooks: remote events persisted by federation run them too. */
+  get hooks(): readonly AppendHook[] {
+    return this.appendHooks;
   }
 
   constructor(

@@ -4,6 +4,7 @@ import * as events from '../../storage/events.js';
 import * as stateStore from '../../storage/state.js';
 import * as syncStore from '../../storage/sync.js';
 import * as accountDataStore from '../../storage/account_data.js';
+import * as federatedEvents from '../../storage/federated_events.js';
 import type { Notifier } from '../../bus/notifier.js';
 import { DEFAULT_TIMELINE_LIMIT, eventPasses, roomPasses, type Filter } from './filter.js';
 import { EXTRA_STREAMS, formatToken, type StreamToken } from './token.js';
@@ -277,5 +278,12 @@ async function strippedState(sql: Sql, roomId: string, userId: string): Promise<
   const rows = await stateStore.getCurrentState(sql, roomId);
   const ids = rows.filter((r) => (STRIPPED_TYPES.includes(r.type) && r.state_key === '') || (r.type === 'm.room.member' && r.state_key === userId)).map((r) => r.event_id);
   const got = await events.getEvents(sql, ids);
-  return [...got.values()].map((s) => ({ content: s.event.content, sender: s.event.sender, state_key: s.event.state_key, type: s.event.type }));
+  const local = [...got.values()].map((s) => ({ content: s.event.content, sender: s.event.sender, state_key: s.event.state_key, type: s.event.type }));
+  // A remote invite to a room this server is not in: its state is what the inviting server sent
+  // (stored with the invite); our own copy of the invite event wins for its own key.
+  const remote = await federatedEvents.getInviteState(sql, roomId, userId);
+  if (!remote) return local;
+  const have = new Set(local.map((e) => `${e.type}\u0000${e.state_key}`));
+  const extra = remote.stripped.filter((e): e is Json => typeof e === 'object' && e !== null && !have.has(`${String((e as Json).type)}\u0000${String((e as Json).state_key)}`));
+  return [...extra, ...local];
 }
