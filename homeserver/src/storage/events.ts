@@ -87,18 +87,7 @@ export async function insertEvent(sql: Sql, e: NewEventRow): Promise<void> {
      values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [ev.event_id, ev.room_id, e.streamOrdering, ev.depth, ev.type, ev.state_key ?? null, ev.sender, ev.origin_server_ts, e.json, e.stateAfter, e.replacesState ?? null, Date.now()],
   );
-  if (ev.prev_events.length > 0) {
-    await sql.query(
-      `insert into event_edges (event_id, prev_event_id, room_id) values ${ev.prev_events.map(() => '(?, ?, ?)').join(', ')} on conflict do nothing`,
-      ev.prev_events.flatMap((p) => [ev.event_id, p, ev.room_id]),
-    );
-  }
-  if (ev.auth_events.length > 0) {
-    await sql.query(
-      `insert into event_auth (event_id, auth_event_id) values ${ev.auth_events.map(() => '(?, ?)').join(', ')} on conflict do nothing`,
-      ev.auth_events.flatMap((a) => [ev.event_id, a]),
-    );
-  }
+  await insertEventEdges(sql, ev);
 }
 
 export async function nextStreamOrdering(sql: Sql): Promise<number> {
@@ -214,4 +203,20 @@ export async function stateSnapshotAt(sql: Sql, roomId: string, position: number
     [roomId, position],
   );
   return rows[0]?.state_after == null ? null : Number(rows[0].state_after);
+}
+
+/** The event's graph edges: its prev_events and auth_events (idempotent). */
+export async function insertEventEdges(sql: Sql, ev: { event_id: string; room_id: string; prev_events: string[]; auth_events: string[] }): Promise<void> {
+  if (ev.prev_events.length > 0) {
+    await sql.query(
+      `insert into event_edges (event_id, prev_event_id, room_id) values ${ev.prev_events.map(() => '(?, ?, ?)').join(', ')} on conflict do nothing`,
+      ev.prev_events.flatMap((p) => [ev.event_id, p, ev.room_id]),
+    );
+  }
+  if (ev.auth_events.length > 0) {
+    await sql.query(
+      `insert into event_auth (event_id, auth_event_id) values ${ev.auth_events.map(() => '(?, ?)').join(', ')} on conflict do nothing`,
+      ev.auth_events.flatMap((a) => [ev.event_id, a]),
+    );
+  }
 }

@@ -5,7 +5,7 @@
  */
 import type { Sql } from './db.js';
 import type { RoomEvent } from '../services/rooms/pdu.js';
-import { E_COLUMNS, toStored, type EventRow, type StoredEvent } from './events.js';
+import { E_COLUMNS, insertEventEdges, toStored, type EventRow, type StoredEvent } from './events.js';
 
 export interface FederatedEventRow {
   event: RoomEvent;
@@ -39,18 +39,7 @@ export async function upsertFederatedEvent(sql: Sql, e: FederatedEventRow): Prom
       e.stateAfter, e.outlier, e.rejectedReason, e.softFailed, e.replacesState, Date.now(),
     ],
   );
-  if (ev.prev_events.length > 0) {
-    await sql.query(
-      `insert into event_edges (event_id, prev_event_id, room_id) values ${ev.prev_events.map(() => '(?, ?, ?)').join(', ')} on conflict do nothing`,
-      ev.prev_events.flatMap((p) => [ev.event_id, p, ev.room_id]),
-    );
-  }
-  if (ev.auth_events.length > 0) {
-    await sql.query(
-      `insert into event_auth (event_id, auth_event_id) values ${ev.auth_events.map(() => '(?, ?)').join(', ')} on conflict do nothing`,
-      ev.auth_events.flatMap((a) => [ev.event_id, a]),
-    );
-  }
+  await insertEventEdges(sql, ev);
 }
 
 /** Which of these events are stored (in any form), with whether each is an outlier and its rejection. */

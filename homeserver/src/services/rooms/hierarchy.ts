@@ -6,6 +6,7 @@ import * as store from '../../storage/hierarchy.js';
 import type { StoredEvent } from '../../storage/events.js';
 import type { RoomVersionId } from './pdu.js';
 import { clientContent } from './events_view.js';
+import type { PublicRoom } from './public_rooms.js';
 
 /** Limits of one `/hierarchy` request (core/config.ts, HEARTH_HIERARCHY_*). */
 export interface HierarchyLimits {
@@ -33,18 +34,8 @@ interface ChildState {
   origin_server_ts: number;
 }
 
-/** A `SpaceHierarchyRoomsChunk`. */
-export interface HierarchyRoom {
-  room_id: string;
-  num_joined_members: number;
-  world_readable: boolean;
-  guest_can_join: boolean;
-  name?: string;
-  topic?: string;
-  canonical_alias?: string;
-  avatar_url?: string;
-  join_rule?: string;
-  room_type?: string;
+/** A `SpaceHierarchyRoomsChunk`: a published-room summary plus the space's children. */
+export interface HierarchyRoom extends PublicRoom {
   children_state: ChildState[];
 }
 
