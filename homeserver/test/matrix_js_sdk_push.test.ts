@@ -1,37 +1,27 @@
 // The real matrix-js-sdk (37.x) and push rule counts: bob's client sees
 // room.getUnreadNotificationCount('total'/'highlight') rise with alice's messages and a mention
 // (unread_notifications in /sync), and fall to 0 after client.sendReadReceipt.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sdk from 'matrix-js-sdk';
-import { startTestServer, registerUser, type TestServer } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
-import { createRoom, join, send, type User } from './support/rooms.js';
-import { clientFor, quietSdk, startSynced, unrefLongTimers, waitUntil } from './support/sdk.js';
+import { createRoom, join, send } from './support/rooms.js';
+import { clientFor, quietSdk, sdkSuite, startSynced, waitUntil } from './support/sdk.js';
 
 quietSdk();
 
-type Ctx = { s: TestServer; baseUrl: string; alice: User; bob: User; roomId: string; b: sdk.MatrixClient; restoreTimers: () => void };
-const t = suite<Ctx>('matrix-js-sdk 37: unread notification counts');
+const t = sdkSuite('matrix-js-sdk 37: unread notification counts', ['alice', 'bob']);
+const c = {} as { roomId: string; b: sdk.MatrixClient };
 
 beforeAll(t, async (ctx) => {
-  ctx.restoreTimers = unrefLongTimers();
-  ctx.s = await startTestServer();
-  ctx.baseUrl = await ctx.s.listen();
-  ctx.alice = await registerUser(ctx.s, 'alice');
-  ctx.bob = await registerUser(ctx.s, 'bob');
-  ctx.roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat', name: 'Counts' });
-  await join(ctx.s, ctx.bob, ctx.roomId);
-  ctx.b = clientFor(ctx.baseUrl, ctx.bob);
-  await startSynced(ctx.b);
-});
-t.after(async (ctx) => {
-  ctx.b?.stopClient();
-  await ctx.s?.close();
-  ctx.restoreTimers?.();
+  c.roomId = await createRoom(ctx.s, ctx.alice, { preset: 'public_chat', name: 'Counts' });
+  await join(ctx.s, ctx.bob, c.roomId);
+  c.b = clientFor(ctx.baseUrl, ctx.bob);
+  ctx.clients.push(c.b);
+  await startSynced(c.b);
 });
 
-t("alice's messages and a mention raise bob's counts; his read receipt clears them", async ({ s, alice, bob, b, roomId }) => {
+t("alice's messages and a mention raise bob's counts; his read receipt clears them", async ({ s, alice, bob }) => {
+  const { b, roomId } = c;
   const room = () => b.getRoom(roomId);
   const total = () => room()?.getUnreadNotificationCount(sdk.NotificationCountType.Total) ?? -1;
   const highlight = () => room()?.getUnreadNotificationCount(sdk.NotificationCountType.Highlight) ?? -1;
