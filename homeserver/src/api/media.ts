@@ -44,35 +44,38 @@ function serve(ctx: ParameterizedContext<AuthState>, media: MediaFile, filename:
   ctx.length = media.size;
 }
 
-function queryString(ctx: ParameterizedContext, name: string): string | undefined {
+export function queryString(ctx: ParameterizedContext, name: string): string | undefined {
   const v = ctx.query[name];
   return typeof v === 'string' ? v : undefined;
 }
 
-function timeoutOf(ctx: ParameterizedContext): number | undefined {
+export function timeoutOf(ctx: ParameterizedContext): number | undefined {
   const v = queryString(ctx, 'timeout_ms');
   if (v === undefined) return undefined;
   if (!/^\d{1,12}$/.test(v)) throw invalidParam('timeout_ms must be a whole number');
   return Number(v);
 }
 
-function dimension(ctx: ParameterizedContext, name: 'width' | 'height'): number {
+export function dimension(ctx: ParameterizedContext, name: 'width' | 'height'): number {
   const v = queryString(ctx, name);
   if (v === undefined) throw missingParam(name);
   if (!/^\d{1,6}$/.test(v) || Number(v) < 1) throw invalidParam(`${name} must be a positive whole number`);
   return Number(v);
 }
 
-function methodOf(ctx: ParameterizedContext): ThumbnailMethod {
+export function methodOf(ctx: ParameterizedContext): ThumbnailMethod {
   const v = queryString(ctx, 'method') ?? 'scale';
   if (v !== 'crop' && v !== 'scale') throw invalidParam("method must be 'crop' or 'scale'");
   return v;
 }
 
+/** The legacy endpoints' `allow_remote` (default true; other servers fall back to them with false). */
+const allowRemote = (ctx: ParameterizedContext) => queryString(ctx, 'allow_remote') !== 'false';
+
 /** download, download with file name, thumbnail: shared by the authenticated and the legacy paths. */
 function readRoutes(router: AppRouter, { services }: AppDeps, guard: Middleware<AuthState>, prefix: string): void {
   const download = async (ctx: ParameterizedContext<AuthState, { params: Record<string, string | undefined> }>) => {
-    const media = await services.media.download(ctx.params.serverName!, ctx.params.mediaId!, timeoutOf(ctx));
+    const media = await services.media.download(ctx.params.serverName!, ctx.params.mediaId!, timeoutOf(ctx), allowRemote(ctx));
     serve(ctx, media, ctx.params.fileName ?? media.uploadName);
   };
   router.get(`${prefix}/download/:serverName/:mediaId`, guard, download);
@@ -84,6 +87,7 @@ function readRoutes(router: AppRouter, { services }: AppDeps, guard: Middleware<
       method: methodOf(ctx),
       animated: queryString(ctx, 'animated') === 'true',
       timeoutMs: timeoutOf(ctx),
+      allowRemote: allowRemote(ctx),
     });
     serve(ctx, media, null);
   });

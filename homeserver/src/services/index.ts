@@ -35,6 +35,7 @@ import { createFederationRoomServices, type FederationRoomServices } from './fed
 import { FederatedMembership } from './federation/remote_membership.js';
 import { EduOutbox } from './federation/sender/outbox.js';
 import { createFederationMessaging, type FederationMessaging } from './federation/sender/index.js';
+import { RemoteMedia } from './federation/media.js';
 
 export interface Services {
   tokens: AccessTokens;
@@ -164,6 +165,7 @@ export async function createServices(config: Config, logger: Logger, db: Databas
   if (config.federation.enabled) {
     rooms.membership.remote = new FederatedMembership({ db, serverName: config.serverName, queries: federationRooms.queries, joins: federationRooms.joins, invites: federationRooms.invites });
     rooms.reader.backfill = (roomId, limit) => federationRooms.backfill.backfill(roomId, limit);
+    media.remote = new RemoteMedia({ db, client: federation.client, files: media.files, maxBytes: config.federation.sender.remoteMediaMaxBytes, logger });
   }
   const roomUpgrades = new RoomUpgrader({ timeline: rooms.timeline, serverName: config.serverName });
   const hierarchy = new HierarchyService({ db, limits: config.hierarchy });

@@ -23,6 +23,11 @@ export interface MediaFile {
   uploadName: string | null;
 }
 
+/** Media of other servers (services/federation/media.ts), fetched and cached locally. */
+export interface RemoteMediaSource {
+  download(serverName: string, mediaId: string, timeoutMs?: number): Promise<MediaFile>;
+}
+
 export const cannotOverwrite = () => new MatrixError(409, 'M_CANNOT_OVERWRITE_MEDIA', 'Media already uploaded');
 const notYetUploaded = () => new MatrixError(504, 'M_NOT_YET_UPLOADED', 'Content has not yet been uploaded');
 
@@ -46,6 +51,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The media repository's rules: uploads, `create`d ids, downloads and thumbnails of local media. */
 export class MediaService {
   readonly files: MediaStore;
+  /** Set when federation is enabled (services/index.ts); unset: media of other servers is 404. */
+  remote?: RemoteMediaSource;
 
   constructor(
     private readonly deps: { db: Database; logger: Logger; serverName: string; config: MediaConfig; dataDir: string },
@@ -121,10 +128,17 @@ export class MediaService {
     if (!done) throw cannotOverwrite();
   }
 
-  /** The stored file of local media; waits up to `timeoutMs` for a `create`d id's upload. */
-  async download(serverName: string, mediaId: string, timeoutMs = MAX_WAIT_MS): Promise<MediaFile> {
+  /**
+   * The stored file of local media (waits up to `timeoutMs` for a `create`d id's upload), or of
+   * remote media through `remote` unless `allowRemote` is false (legacy `allow_remote=false`).
+   */
+  async download(serverName: string, mediaId: string, timeoutMs?: number, allowRemote = true): Promise<MediaFile> {
+    if (serverName !== this.deps.serverName) {
+      if (!this.remote || !allowRemote) throw notFound();
+      return this.remote.download(serverName, mediaId, timeoutMs);
+    }
     let row = await this.localRow(serverName, mediaId);
-    const deadline = Date.now() + Math.min(Math.max(0, timeoutMs), MAX_WAIT_MS);
+    const deadline = Date.now() + Math.min(Math.max(0, timeoutMs ?? MAX_WAIT_MS), MAX_WAIT_MS);
     while (row.sha256 === null) {
       if (Number(row.unused_expires_ts) <= Date.now()) throw notFound();
       if (Date.now() >= deadline) throw notYetUploaded();
@@ -144,16 +158,19 @@ export class MediaService {
   async thumbnail(
     serverName: string,
     mediaId: string,
-    opts: { width: number; height: number; method: ThumbnailMethod; animated: boolean; timeoutMs?: number },
+    opts: { width: number; height: number; method: ThumbnailMethod; animated: boolean; timeoutMs?: number; allowRemote?: boolean },
   ): Promise<MediaFile> {
-    const original = await this.download(serverName, mediaId, opts.timeoutMs);
+    const original = await this.download(serverName, mediaId, opts.timeoutMs, opts.allowRemote);
+    const local = serverName === this.deps.serverName;
     const format = THUMBNAIL_FORMATS[mimeEssence(original.contentType)];
     if (!format) throw new MatrixError(400, 'M_UNKNOWN', 'Cannot generate thumbnails for this content type');
-    if (original.size > this.deps.config.maxUploadBytes) throw new MatrixError(413, 'M_TOO_LARGE', 'Content too large to thumbnail');
+    if (original.size > this.deps.config.maxUploadBytes) throw new MatrixError(local ? 413 : 502, 'M_TOO_LARGE', 'Content too large to thumbnail');
     const width = Math.min(opts.width, MAX_THUMBNAIL_SIDE);
     const height = Math.min(opts.height, MAX_THUMBNAIL_SIDE);
     const animated = opts.animated && (format === 'gif' || format === 'webp');
-    const cached = this.files.thumbnailPath(mediaId, `${width}x${height}-${opts.method}${animated ? '-animated' : ''}`);
+    // Remote ids may equal local ones: their thumbnails are kept under the server's name too.
+    const origin = local ? '' : `${encodeURIComponent(serverName)}-`;
+    const cached = this.files.thumbnailPath(mediaId, `${origin}${width}x${height}-${opts.method}${animated ? '-animated' : ''}`);
     const contentType = `image/${format}`;
     const cachedSize = await this.files.sizeOf(cached);
     if (cachedSize !== null) return { file: cached, size: cachedSize, contentType, uploadName: null };

@@ -208,12 +208,15 @@ export async function backfillIds(sql: Sql, roomId: string, from: string[], limi
   return rows.map((r) => r.event_id);
 }
 
-/** The room's oldest events in our stream (those whose prev_events we do not have): where backfill starts. */
+/**
+ * The room's oldest events in our stream (those whose prev_events we do not have, or hold only as
+ * outliers — an out-of-band invite has a position but is not in the timeline): where backfill starts.
+ */
 export async function backwardExtremities(sql: Sql, roomId: string, limit: number): Promise<string[]> {
   const rows = await sql.query<{ prev_event_id: string }>(
     `select distinct ed.prev_event_id, e.depth from event_edges ed join events e on e.event_id = ed.event_id
      left join events p on p.event_id = ed.prev_event_id
-     where ed.room_id = ? and e.stream_ordering is not null and (p.event_id is null or p.stream_ordering is null)
+     where ed.room_id = ? and e.stream_ordering is not null and (p.event_id is null or p.stream_ordering is null or p.outlier)
      order by e.depth desc limit ?`,
     [roomId, limit],
   );

@@ -147,6 +147,8 @@ export interface FederationTestServer {
   federationRequests: FederationRequestLog[];
   /** In-process request to the main app (client API and, since federation is enabled, federation routes). */
   request(method: string, path: string, opts?: RequestOptions): Promise<Response>;
+  /** Opens a port for the client API (once; later calls return the same `http://127.0.0.1:<port>`), e.g. for matrix-js-sdk. */
+  listen(): Promise<string>;
   /** Stops the homeserver and its listener but keeps its database. */
   stop(): Promise<void>;
   /** Stops it and drops its database. */
@@ -250,10 +252,17 @@ async function startMember(
     void fedCallback(req, res);
   });
   const callback = hs.app.callback();
+  let clientServer: http.Server | null = null;
+  let baseUrl: Promise<string> | undefined;
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    if (clientServer) {
+      await hs.closeRealtime();
+      clientServer.closeAllConnections();
+      await new Promise((r) => clientServer!.close(r));
+    }
     p.fed.closeAllConnections();
     await new Promise((r) => p.fed.close(r));
     await hs.close();
@@ -268,6 +277,14 @@ async function startMember(
     databaseUrl: db.url,
     federationRequests,
     request: injector(callback),
+    listen() {
+      if (!clientServer) {
+        clientServer = http.createServer(callback);
+        hs.attachRealtime(clientServer);
+      }
+      baseUrl ??= listen(clientServer, '127.0.0.1', 0).then((port) => `http://127.0.0.1:${port}`);
+      return baseUrl;
+    },
     stop,
     async close() {
       await stop();
@@ -289,9 +306,10 @@ export async function restartServer(cluster: FederationCluster, label: string, e
   await old.stop();
   const tls = old.config.federation.tls!;
   const fed = createFederationServer({ tls });
-  await listen(fed as http.Server, '127.0.0.1', old.port);
   const db = { url: old.databaseUrl, drop: () => dropDatabaseByUrl(old.databaseUrl) };
   const fresh = await startMember({ label, hostname: old.hostname, fed, port: old.port, cert: tls }, old.serverName, cluster.ca, cluster.dns, extraEnv, db);
+  // Listen only once the request handler is attached: a peer retrying meanwhile must not hang.
+  await listen(fed as http.Server, '127.0.0.1', old.port);
   cluster.servers[label] = fresh;
   return fresh;
 }

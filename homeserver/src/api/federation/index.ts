@@ -24,6 +24,7 @@ import { directoryArea } from './directory.js';
 import { publicRoomsArea } from './public_rooms.js';
 import { userDevicesArea } from './user_devices.js';
 import { userKeysArea } from './user_keys.js';
+import { mediaArea } from './media.js';
 
 export type FederationRouter = Router<AuthState & FederationState>;
 /**
@@ -34,7 +35,7 @@ export type FederationRouter = Router<AuthState & FederationState>;
 export type FederationArea = (router: FederationRouter, deps: AppDeps) => void;
 
 /** Every authenticated federation area; later work (transactions, joins, …) adds itself here. */
-export const FEDERATION_AREAS: FederationArea[] = [queryArea, userDevicesArea, userKeysArea, sendArea, eventsArea, stateArea, backfillArea, joinsArea, knockArea, invitesArea, directoryArea, publicRoomsArea];
+export const FEDERATION_AREAS: FederationArea[] = [queryArea, userDevicesArea, userKeysArea, sendArea, eventsArea, stateArea, backfillArea, joinsArea, knockArea, invitesArea, directoryArea, publicRoomsArea, mediaArea];
 
 export function federationRoutes(root: AppRouter, deps: AppDeps): void {
   // Unauthenticated first: the authenticated router's middleware would otherwise also match these paths.

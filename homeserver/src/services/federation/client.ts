@@ -7,7 +7,7 @@ import type { Logger } from '../../core/logger.js';
 import { CanonicalJsonError, encodeCanonicalJson, parseStrictJson, type JsonObject, type JsonValue } from '../../core/canonical_json.js';
 import type { ServerNameAccess } from './server_name.js';
 import { ResolveError, type ServerResolver } from './resolver.js';
-import { TransportError, type FederationTransport } from './transport.js';
+import { TransportError, type FederationTransport, type TransportResponse } from './transport.js';
 import { signRequest, type RequestSigner } from './x_matrix.js';
 
 export type FederationErrorKind =
@@ -90,6 +90,21 @@ export class FederationClient {
   }
 
   async request(req: FederationRequest): Promise<JsonObject> {
+    const res = await this.send(req, 'application/json');
+    return this.parseAnswer(req, res);
+  }
+
+  /**
+   * As `request`, but a 2xx answer is returned as raw bytes with its headers (media downloads:
+   * `multipart/mixed`); an error status is still a `remote` FederationError.
+   */
+  async requestRaw(req: FederationRequest): Promise<TransportResponse> {
+    const res = await this.send(req, '*/*');
+    if (res.status < 200 || res.status >= 300) this.parseAnswer(req, res);
+    return res;
+  }
+
+  private async send(req: FederationRequest, accept: string): Promise<TransportResponse> {
     const { destination } = req;
     if (!this.opts.enabled) throw new FederationError('disabled', destination, 'federation is disabled');
     if (!this.opts.access.isAllowed(destination)) throw new FederationError('denied', destination, 'not allowed by the federation allow/deny lists');
@@ -113,7 +128,7 @@ export class FederationClient {
         path: uri,
         headers: {
           authorization,
-          accept: 'application/json',
+          accept,
           'user-agent': 'Hearth',
           ...(bodyText !== undefined ? { 'content-type': 'application/json' } : {}),
         },
@@ -125,6 +140,12 @@ export class FederationClient {
       if (err instanceof TransportError) throw new FederationError(err.kind, destination, err.message);
       throw err;
     }
+    return res;
+  }
+
+  /** The strict-parsed JSON object of a 2xx answer; any other status throws a `remote` FederationError. */
+  private parseAnswer(req: FederationRequest, res: TransportResponse): JsonObject {
+    const { destination } = req;
     let parsed: JsonValue | undefined;
     let parseError: string | undefined;
     try {

@@ -2,7 +2,9 @@
  * What other servers may read of our rooms (spec: server-server API "Retrieving events",
  * "Backfilling", "get_missing_events", "/state", "/event_auth"): every read first checks the room's
  * server ACL and that the asking server may see the room — it has a joined member now, or (for
- * single events) the event is world-readable.
+ * single events) the event is world-readable. Then history visibility per event
+ * (server_visibility.ts): events the server may not see are served redacted, and the state at them
+ * is refused.
  */
 import type { Database, Sql } from '../../storage/db.js';
 import { forbidden, notFound } from '../../core/errors.js';
@@ -13,6 +15,8 @@ import * as stateStore from '../../storage/state.js';
 import { stateKey, type StateMap } from '../rooms/pdu.js';
 import { loadState } from '../rooms/state_loader.js';
 import { roomAclAllows } from './acl.js';
+import { isSupportedRoomVersion, redact } from '../rooms/event_format.js';
+import { visibleToServer } from './server_visibility.js';
 
 export class FederationRoomReads {
   constructor(private readonly deps: { db: Database; serverName: string; maxBackfill: number }) {}
@@ -31,6 +35,30 @@ export class FederationRoomReads {
     return ids.map((id) => got.get(id)).filter((x): x is NonNullable<typeof x> => !!x).map((g) => parseStrictJson(g.json) as JsonObject);
   }
 
+  /** The PDUs as `origin` may see them: redacted where history visibility hides them from it. */
+  async pdusForServer(sql: Sql, origin: string, roomId: string, ids: string[]): Promise<JsonObject[]> {
+    const v = await fed.roomExists(sql, roomId);
+    const version = v !== undefined && isSupportedRoomVersion(v) ? v : undefined;
+    const got = await fed.getEventJson(sql, ids);
+    const out: JsonObject[] = [];
+    for (const id of ids) {
+      const g = got.get(id);
+      if (!g) continue;
+      const pdu = parseStrictJson(g.json) as JsonObject;
+      // Room versions 3+ carry no event_id in the PDU: the id comes from the list.
+      const visible = await this.visibleTo(sql, origin, id);
+      out.push(visible || version === undefined ? pdu : (redact(pdu, version) as JsonObject));
+    }
+    return out;
+  }
+
+  /** Whether `origin` may see the event (history visibility at it; see server_visibility.ts). */
+  async visibleTo(sql: Sql, origin: string, eventId: string): Promise<boolean> {
+    const stored = await events.getEvent(sql, eventId);
+    if (!stored) return false;
+    return visibleToServer(sql, origin, stored.event, await this.stateBefore(sql, eventId));
+  }
+
   async event(origin: string, eventId: string): Promise<JsonObject> {
     const db = this.deps.db;
     const got = (await fed.getEventJson(db, [eventId])).get(eventId);
@@ -43,8 +71,9 @@ export class FederationRoomReads {
       const hvId = snap === null ? undefined : (await stateStore.loadSnapshotKeys(db, snap, [['m.room.history_visibility', '']])).get(stateKey('m.room.history_visibility', ''));
       const hv = hvId ? (await events.getEvent(db, hvId))?.event.content.history_visibility : undefined;
       if (hv !== 'world_readable') throw forbidden('Your server may not see this event');
+      return this.wrap(await this.pdus(db, [eventId]));
     }
-    return this.wrap(await this.pdus(db, [eventId]));
+    return this.wrap(await this.pdusForServer(db, origin, got.roomId, [eventId]));
   }
 
   wrap(pdus: JsonObject[]): JsonObject {
@@ -77,7 +106,9 @@ export class FederationRoomReads {
     await this.authorize(origin, roomId);
     const stored = await events.getEvent(this.deps.db, eventId);
     if (!stored || stored.event.room_id !== roomId) throw notFound('Event not found');
-    const state = [...(await this.stateBefore(this.deps.db, eventId)).values()];
+    const before = await this.stateBefore(this.deps.db, eventId);
+    if (!(await visibleToServer(this.deps.db, origin, stored.event, before))) throw forbidden('Your server may not see this event');
+    const state = [...before.values()];
     return { pdu_ids: state, auth_chain_ids: await this.authChainIds(this.deps.db, state) };
   }
 
@@ -98,7 +129,7 @@ export class FederationRoomReads {
     const limit = Math.min(Math.max(q.limit, 0), this.deps.maxBackfill);
     const ids = await fed.missingEventIds(this.deps.db, roomId, q.latest, q.earliest, limit, q.minDepth);
     // Oldest first, as the spec's example and every implementation return them.
-    const list = await this.pdus(this.deps.db, ids);
+    const list = await this.pdusForServer(this.deps.db, origin, roomId, ids);
     list.sort((a, b) => Number(a.depth) - Number(b.depth));
     return { events: list };
   }
@@ -106,6 +137,6 @@ export class FederationRoomReads {
   async backfill(origin: string, roomId: string, from: string[], limit: number): Promise<JsonObject> {
     await this.authorize(origin, roomId);
     const ids = await fed.backfillIds(this.deps.db, roomId, from, Math.min(Math.max(limit, 0), this.deps.maxBackfill));
-    return this.wrap(await this.pdus(this.deps.db, ids));
+    return this.wrap(await this.pdusForServer(this.deps.db, origin, roomId, ids));
   }
 }

@@ -118,8 +118,10 @@ export class FederationTransport {
       });
       const timer = setTimeout(() => fail(new TransportError('timeout', `no complete answer within ${req.timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
       r.on('socket', (socket) => {
-        if (!socket.connecting) connected = true; // a reused keep-alive socket
-        socket.once('secureConnect', () => (connected = true));
+        // A reused keep-alive socket is connected already and never emits secureConnect again:
+        // listening on it would add one more listener per request (MaxListenersExceededWarning).
+        if (!socket.connecting) connected = true;
+        else socket.once('secureConnect', () => (connected = true));
       });
       r.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? '';

@@ -239,7 +239,8 @@ export class FederatedEventStore {
       const known = await fed.knownEvents(tx, list.map((e) => e.event.event_id));
       for (const e of list) {
         const k = known.get(e.event.event_id);
-        if (k && k.inTimeline) continue;
+        // An out-of-band invite we hold (an outlier with a position) still belongs in the timeline.
+        if (k && k.inTimeline && !k.outlier) continue;
         if (e.rejectedReason !== undefined) {
           await this.storeOutliers(tx, [e]);
           continue;

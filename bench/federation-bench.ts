@@ -1,0 +1,128 @@
+// Federation benchmark (issue 5):
+//
+//   HEARTH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//     node --import tsx --conditions=source bench/federation-bench.ts [--members 10000] [--pdus 10000]
+//
+// Starts three real homeservers in this process with the federation test fixture
+// (homeserver/test/support/federation.ts: HTTPS between them, a throwaway CA, one scratch database
+// each, created at HEARTH_DATABASE_URL and dropped at the end). A room is created on A; then:
+//   1. Ingestion: C's signing key crafts --members join events of users of C (a "fake origin"
+//      whose events no C process knows about) and then --pdus messages from them, chained one
+//      after the other, and C's federation client PUTs them to A's /send in transactions of 50.
+//      A runs every check on receipt (format, signatures, content hash, auth against auth events,
+//      against the state before, against current state). Reported: PDUs/s per phase.
+//   2. Join: bob on B joins that room through A (make_join, send_join with the whole state and
+//      auth chain, every event verified by B). Reported: the time of B's POST /join.
+import { parseArgs } from 'node:util';
+import type { RoomVersionId } from '../homeserver/src/services/rooms/pdu.js';
+import { registerUser, type TestServer } from '../homeserver/test/support/harness.js';
+import { currentStateMap, startFederationCluster, type FederationTestServer } from '../homeserver/test/support/federation.js';
+
+const { values: args } = parseArgs({
+  options: {
+    members: { type: 'string', default: '10000' },
+    pdus: { type: 'string', default: '10000' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log('usage: HEARTH_DATABASE_URL=postgres://… node --import tsx --conditions=source bench/federation-bench.ts [--members M] [--pdus N]');
+  process.exit(0);
+}
+const MEMBERS = Number(args.members);
+const PDUS = Number(args.pdus);
+if (!Number.isInteger(MEMBERS) || MEMBERS < 1 || !Number.isInteger(PDUS) || PDUS < 0) {
+  console.error('bench: --members must be ≥ 1 and --pdus ≥ 0 (integers)');
+  process.exit(2);
+}
+const admin = process.env.HEARTH_DATABASE_URL ?? process.env.HEARTH_TEST_DATABASE_URL;
+if (!admin) {
+  console.error('bench: set HEARTH_DATABASE_URL to a PostgreSQL admin URL (scratch databases are created there)');
+  process.exit(2);
+}
+// The fixture creates its databases where the tests do.
+process.env.HEARTH_TEST_DATABASE_URL = admin;
+
+const TXN_PDUS = 50;
+const enc = encodeURIComponent;
+const ts = (s: FederationTestServer) => s as unknown as TestServer;
+
+const cluster = await startFederationCluster(['hs-a', 'hs-b', 'hs-c'], {
+  env: () => ({ HEARTH_DATABASE_POOL_SIZE: '20', HEARTH_FEDERATION_REQUEST_TIMEOUT_MS: '600000' }),
+});
+try {
+  const [a, b, c] = ['hs-a', 'hs-b', 'hs-c'].map((l) => cluster.get(l)) as [FederationTestServer, FederationTestServer, FederationTestServer];
+  const alice = await registerUser(ts(a), 'alice');
+  const bob = await registerUser(ts(b), 'bob');
+  const created = await a.request('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } });
+  if (created.status !== 200) throw new Error(`createRoom: ${created.status} ${JSON.stringify(created.body)}`);
+  const roomId = created.body.room_id as string;
+  const version = (await a.hs.deps.db.query<{ room_version: string }>('select room_version from rooms where room_id = ?', [roomId]))[0]!.room_version as RoomVersionId;
+
+  // The chain starts on A's view of the room.
+  const state = await currentStateMap(a, roomId);
+  const [ext] = await a.hs.deps.db.query<{ event_id: string; depth: string }>(
+    'select f.event_id, e.depth from forward_extremities f join events e using (event_id) where f.room_id = ?',
+    [roomId],
+  );
+  let prev = ext!.event_id;
+  let depth = Number(ext!.depth);
+  const create = state.get('m.room.create|')!;
+  const power = state.get('m.room.power_levels|')!;
+  const joinRules = state.get('m.room.join_rules|')!;
+  const memberOf = new Map<string, string>();
+  const cUser = (i: number) => `@m${i}:${c.serverName}`;
+
+  /** Signs the next event of the chain with C's key. */
+  const craft = (ev: { type: string; sender: string; content: Record<string, unknown>; state_key?: string }, authEvents: string[]) => {
+    const pdu = { room_id: roomId, ...ev, prev_events: [prev], auth_events: authEvents, depth: ++depth, origin_server_ts: Date.now() };
+    const { event, json } = c.hs.deps.services.rooms.signingKey.build(pdu, version);
+    prev = event.event_id;
+    return { id: event.event_id, pdu: JSON.parse(json) as Record<string, unknown> };
+  };
+
+  /** PUTs the PDUs to A in transactions of 50, one after the other; PDUs/s and refusals. */
+  let txnSeq = 0;
+  const ingest = async (label: string, make: (i: number) => { id: string; pdu: Record<string, unknown> }, n: number) => {
+    const all = Array.from({ length: n }, (_, i) => make(i));
+    let refused = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < all.length; i += TXN_PDUS) {
+      const batch = all.slice(i, i + TXN_PDUS);
+      const answer = await c.hs.deps.services.federation.client.request({
+        destination: a.serverName,
+        method: 'PUT',
+        path: `/_matrix/federation/v1/send/bench${Date.now()}.${++txnSeq}`,
+        body: { origin: c.serverName, origin_server_ts: Date.now(), pdus: batch.map((x) => x.pdu) as never },
+      });
+      const results = (answer.pdus ?? {}) as Record<string, { error?: string }>;
+      for (const x of batch) if (results[x.id]?.error !== undefined) refused++;
+    }
+    const s = (performance.now() - t0) / 1000;
+    console.log(`${label}: ${n} PDUs in ${s.toFixed(1)} s = ${(n / s).toFixed(0)} PDUs/s (transactions of ${TXN_PDUS}, sequential; ${refused} refused)`);
+    return refused;
+  };
+
+  console.log(`federation bench: room version ${version}, ${MEMBERS} members, ${PDUS} messages`);
+  let refused = await ingest('ingest joins', (i) => {
+    const j = craft({ type: 'm.room.member', sender: cUser(i), state_key: cUser(i), content: { membership: 'join' } }, [create, power, joinRules]);
+    memberOf.set(cUser(i), j.id);
+    return j;
+  }, MEMBERS);
+  refused += await ingest('ingest messages', (i) => {
+    const sender = cUser(i % MEMBERS);
+    return craft({ type: 'm.room.message', sender, content: { msgtype: 'm.text', body: `message ${i}` } }, [create, power, memberOf.get(sender)!]);
+  }, PDUS);
+  const members = (await a.hs.deps.db.query<{ n: string }>("select count(*) as n from current_state where room_id = ? and type = 'm.room.member' and membership = 'join'", [roomId]))[0]!.n;
+  console.log(`A: ${members} joined members`);
+
+  const t0 = performance.now();
+  const joined = await b.request('POST', `/_matrix/client/v3/join/${enc(roomId)}?server_name=${enc(a.serverName)}`, { token: bob.access_token, body: {} });
+  const joinS = (performance.now() - t0) / 1000;
+  if (joined.status !== 200) throw new Error(`join: ${joined.status} ${JSON.stringify(joined.body)}`);
+  const onB = (await b.hs.deps.db.query<{ n: string }>("select count(*) as n from current_state where room_id = ? and type = 'm.room.member' and membership = 'join'", [roomId]))[0]!.n;
+  console.log(`B joins the room on A (${members} members, ${MEMBERS + PDUS} events): ${joinS.toFixed(1)} s; B then holds ${onB} joined members`);
+  if (refused > 0) process.exitCode = 1;
+} finally {
+  await cluster.close();
+}
