@@ -126,6 +126,7 @@ class DeviceListsStream implements SyncStream {
   async collect(ctx: SyncStreamContext): Promise<SyncStreamPart> {
     // An initial sync has nothing to compare against: the client fetches the keys it needs.
     if (ctx.since === undefined) return { nonEmpty: false };
+    if (ctx.since >= ctx.upTo) return { top: { device_lists: { changed: [], left: [] } }, nonEmpty: false };
     const d = await this.lists.delta(ctx.sql, ctx.userId, ctx.since, ctx.upTo);
     return { top: { device_lists: d }, nonEmpty: d.changed.length > 0 || d.left.length > 0 };
   }

@@ -146,7 +146,8 @@ class ToDeviceStream implements SyncStream {
   }
 
   async collect(ctx: SyncStreamContext): Promise<SyncStreamPart> {
-    const rows = await store.pending(ctx.sql, ctx.userId, ctx.deviceId, ctx.since ?? 0, ctx.upTo, this.batch);
+    const from = ctx.since ?? 0;
+    const rows = from >= ctx.upTo ? [] : await store.pending(ctx.sql, ctx.userId, ctx.deviceId, from, ctx.upTo, this.batch);
     const events = rows.map((r) => ({ sender: r.sender, type: r.type, content: JSON.parse(r.content) as JsonObject }));
     const counts = await keysStore.oneTimeKeyCounts(ctx.sql, ctx.userId, ctx.deviceId);
     // Clients read a missing count as "unknown"; Synapse reports 0 for the usual algorithm too.

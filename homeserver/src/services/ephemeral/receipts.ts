@@ -144,7 +144,8 @@ export class ReceiptService implements SyncStream {
   async collect(ctx: SyncStreamContext): Promise<SyncStreamPart> {
     const { sql, userId } = ctx;
     const rows = await store.inRooms(sql, [...ctx.newRooms], userId, ctx.upTo);
-    if (ctx.since !== undefined) {
+    // Nothing new in the stream: no query (this runs on every sync).
+    if (ctx.since !== undefined && ctx.since < ctx.upTo) {
       const rest = ctx.joinedRooms.filter((r) => !ctx.newRooms.has(r));
       for (const r of await store.changedBetween(sql, rest, ctx.since, ctx.upTo)) {
         if (r.receiptType !== 'm.read.private' || r.userId === userId) rows.push(r);

@@ -146,7 +146,7 @@ export class TypingService implements SyncStream {
    * client when someone types there. Ignored users are left out of the lists.
    */
   async collect(ctx: SyncStreamContext): Promise<SyncStreamPart> {
-    const changed = ctx.since === undefined ? [] : await store.roomsChangedBetween(ctx.sql, ctx.joinedRooms, ctx.since, ctx.upTo);
+    const changed = ctx.since === undefined || ctx.since >= ctx.upTo ? [] : await store.roomsChangedBetween(ctx.sql, ctx.joinedRooms, ctx.since, ctx.upTo);
     const rooms = new Set([...changed, ...ctx.newRooms]);
     if (rooms.size === 0) return { nonEmpty: false };
     const lists = await store.typingIn(ctx.sql, [...rooms], Date.now());
