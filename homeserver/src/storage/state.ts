@@ -147,3 +147,52 @@ export async function lastJoinPosition(sql: Sql, roomId: string, userId: string)
   );
   return rows[0]?.pos == null ? undefined : Number(rows[0].pos);
 }
+
+/**
+ * Only the given entries of a snapshot, by state key (the few an auth check needs): one indexed
+ * lookup per (delta, key) instead of reading the whole state.
+ */
+export async function loadSnapshotEntries(sql: Sql, snapshotId: number, keys: StateKey[]): Promise<StateMap> {
+  const state: StateMap = new Map();
+  const unique = [...new Set(keys)];
+  if (unique.length === 0) return state;
+  // Laterals with `limit 1` keep every step an index lookup whatever the planner's statistics
+  // (a join here can become a scan of every snapshot entry when the tables are young).
+  const rows = await sql.query<{ type: string; state_key: string; event_id: string }>(
+    `with recursive chain(snapshot_id, prev_snapshot, n) as (
+       select snapshot_id, prev_snapshot, 0 from state_snapshots where snapshot_id = ?
+       union all
+       select s.snapshot_id, s.prev_snapshot, c.n + 1 from chain c
+       cross join lateral (select p.snapshot_id, p.prev_snapshot from state_snapshots p where p.snapshot_id = c.prev_snapshot limit 1) s
+     ), k(type, state_key) as (values ${unique.map(() => '(?::text, ?::text)').join(', ')})
+     select distinct on (k.type, k.state_key) k.type, k.state_key, e.event_id
+     from chain c cross join k
+     cross join lateral (select x.event_id from state_snapshot_entries x
+       where x.snapshot_id = c.snapshot_id and x.type = k.type and x.state_key = k.state_key limit 1) e
+     order by k.type, k.state_key, c.n asc`,
+    [snapshotId, ...unique.flatMap(splitKey)],
+  );
+  for (const r of rows) state.set(stateKey(r.type, r.state_key), r.event_id);
+  return state;
+}
+
+/** Only the given entries of a room's current state, by state key. */
+export async function getCurrentStateEntries(sql: Sql, roomId: string, keys: StateKey[]): Promise<StateMap> {
+  const state: StateMap = new Map();
+  const unique = [...new Set(keys)];
+  if (unique.length === 0) return state;
+  const rows = await sql.query<{ type: string; state_key: string; event_id: string }>(
+    `select k.type, k.state_key, x.event_id from (values ${unique.map(() => '(?::text, ?::text)').join(', ')}) k(type, state_key)
+     cross join lateral (select cs.event_id from current_state cs
+       where cs.room_id = ? and cs.type = k.type and cs.state_key = k.state_key limit 1) x`,
+    [...unique.flatMap(splitKey), roomId],
+  );
+  for (const r of rows) state.set(stateKey(r.type, r.state_key), r.event_id);
+  return state;
+}
+
+/** Whether the room has any current state (none before we are in it). */
+export async function hasCurrentState(sql: Sql, roomId: string): Promise<boolean> {
+  const rows = await sql.query('select 1 from current_state where room_id = ? limit 1', [roomId]);
+  return rows.length > 0;
+}

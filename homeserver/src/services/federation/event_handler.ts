@@ -241,6 +241,14 @@ export class FederationEventHandler {
       await this.getMissingEvents(origin, ev, version);
       dag = await fed.dagStates(db, ev.prev_events);
     }
+    // Common case, one prev event whose DAG state we hold: the state before is that snapshot, and
+    // the auth rules need only a few of its entries (persistIn loads the rest only for a fork).
+    const single = ev.prev_events.length === 1 ? dag.get(ev.prev_events[0]!) : undefined;
+    if (single && single.after !== null) {
+      const partial = await stateStore.loadSnapshotEntries(db, single.after, authEventTypesFor(ev, version));
+      const verdict = await this.authAgainstState(ev, version, partial);
+      return this.deps.store.persist({ ...v, version, beforeSnapshot: single.after, rejectedReason: verdict.allowed ? undefined : verdict.reason });
+    }
     const sets: StateMap[] = [];
     let base: { snapshot: number | null; map: StateMap } | undefined;
     for (const p of ev.prev_events) {
@@ -254,13 +262,18 @@ export class FederationEventHandler {
     }
     if (sets.length === 0) throw new PduRefused('the state before the event cannot be determined');
     const stateBefore = await resolveStored(db, version, sets);
-    const wanted = authEventTypesFor(ev, version).map((k) => stateBefore.get(k)).filter((x): x is string => !!x);
-    const { events: beforeEvents, rejected } = await loadRuleEvents(db, wanted, version);
-    const authState = new Map<StateKey, RoomEvent>();
-    for (const e of beforeEvents.values()) if (!rejected.has(e.event_id) && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
-    const againstState = checkAuth(ev, authState, version);
+    const againstState = await this.authAgainstState(ev, version, stateBefore);
     // 6 happens under the stream lock (FederatedEventStore.persist).
     return this.deps.store.persist({ ...v, version, stateBefore, base, rejectedReason: againstState.allowed ? undefined : againstState.reason });
+  }
+
+  /** Check 5: the auth rules against the state before the event (`state` needs only the auth keys). */
+  private async authAgainstState(ev: RoomEvent, version: RoomVersionId, state: StateMap): Promise<ReturnType<typeof checkAuth>> {
+    const wanted = authEventTypesFor(ev, version).map((k) => state.get(k)).filter((x): x is string => !!x);
+    const { events: beforeEvents, rejected } = await loadRuleEvents(this.deps.db, wanted, version);
+    const authState = new Map<StateKey, RoomEvent>();
+    for (const e of beforeEvents.values()) if (!rejected.has(e.event_id) && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
+    return checkAuth(ev, authState, version);
   }
 
   /** `get_missing_events` from the origin: the events between our forward extremities and this one, oldest first. */

@@ -22,7 +22,7 @@ import * as events from '../../storage/events.js';
 import * as stateStore from '../../storage/state.js';
 import * as fed from '../../storage/federated_events.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateKey, type StateMap } from './pdu.js';
-import { authEventTypesFor, checkAuth, redactionApplies, redactsOf } from './auth_rules.js';
+import { authEventTypesFor, checkAuth, CREATE_KEY, POWER_LEVELS_KEY, redactionApplies, redactsOf } from './auth_rules.js';
 import { STREAM_LOCK, type AppendHook } from './timeline.js';
 import { forgetRelationOnRedaction, recordRelation } from './relations.js';
 import { forgetSearchOnRedaction, indexForSearch } from '../search.js';
@@ -40,8 +40,13 @@ export interface OutlierEvent extends VerifiedEvent {
 
 export interface TimelineCandidate extends VerifiedEvent {
   version: RoomVersionId;
-  /** The DAG state before the event (resolved over its prev_events). */
-  stateBefore: StateMap;
+  /** The DAG state before the event (resolved over its prev_events); or, instead, `beforeSnapshot`. */
+  stateBefore?: StateMap;
+  /**
+   * The stored snapshot of the state before the event (that of its only prev event): lets
+   * persistIn avoid whole state maps when the event just extends the room (persistLinear).
+   */
+  beforeSnapshot?: number;
   /** A stored snapshot equal to or close to `stateBefore` (the first prev's), to write a delta. */
   base?: { snapshot: number | null; map: StateMap };
   /** Rejected by the auth rules (against its auth events or the state before it). */
@@ -104,18 +109,92 @@ export class FederatedEventStore {
 
   async persistIn(tx: Sql, changes: Changes, c: TimelineCandidate): Promise<PersistOutcome> {
     const ev = c.event;
-    const roomId = ev.room_id;
     const known = (await fed.knownEvents(tx, [ev.event_id])).get(ev.event_id);
     if (known && !known.outlier) return 'duplicate';
-    const beforeSnap = await writeState(tx, roomId, c.stateBefore, c.base);
+    if (c.stateBefore !== undefined) return this.persistFull(tx, changes, { ...c, stateBefore: c.stateBefore });
+    if (c.beforeSnapshot === undefined) throw new Error('persistIn: the state before the event is missing');
+    const beforeSnap = c.beforeSnapshot;
+    if (c.rejectedReason !== undefined) return this.reject(tx, c, beforeSnap);
+    if (await this.extendsCurrent(tx, ev, beforeSnap)) return this.persistLinear(tx, changes, c, beforeSnap);
+    // A fork (or a current state that is not the prev event's): the full path, over whole maps.
+    const stateBefore = await loadState(tx, beforeSnap);
+    return this.persistFull(tx, changes, { ...c, stateBefore, base: { snapshot: beforeSnap, map: stateBefore } });
+  }
 
-    const base = { event: ev, json: c.json, replacesState: null, outlier: false };
-    if (c.rejectedReason !== undefined) {
-      // Rejected: kept (so we do not fetch it again and can answer for it), never in state or the timeline.
-      await fed.upsertFederatedEvent(tx, { ...base, streamOrdering: null, stateAfter: null, rejectedReason: c.rejectedReason, softFailed: false });
-      await fed.setDagState(tx, ev.event_id, roomId, beforeSnap, beforeSnap);
-      return 'rejected';
+  /** Rejected: kept (so we do not fetch it again and can answer for it), never in state or the timeline. */
+  private async reject(tx: Sql, c: TimelineCandidate, beforeSnap: number): Promise<PersistOutcome> {
+    await fed.upsertFederatedEvent(tx, { event: c.event, json: c.json, replacesState: null, outlier: false, streamOrdering: null, stateAfter: null, rejectedReason: c.rejectedReason ?? null, softFailed: false });
+    await fed.setDagState(tx, c.event.event_id, c.event.room_id, beforeSnap, beforeSnap);
+    return 'rejected';
+  }
+
+  /**
+   * Whether the event simply extends the room: its only prev event is the only forward extremity,
+   * and the current state is that event's state (the same snapshot). Then the current state equals
+   * the state before the event, and nothing needs resolving.
+   */
+  private async extendsCurrent(tx: Sql, ev: RoomEvent, beforeSnap: number): Promise<boolean> {
+    if (ev.prev_events.length !== 1) return false;
+    const extremities = await fed.forwardExtremityIds(tx, ev.room_id);
+    if (extremities.length !== 1 || extremities[0] !== ev.prev_events[0]) return false;
+    return (await fed.latestStateSnapshot(tx, ev.room_id)) === beforeSnap;
+  }
+
+  /** Soft failure (spec: "Soft failure"): the verdict of the auth rules against the current state (`current` needs only the auth keys). */
+  private async softFailure(tx: Sql, ev: RoomEvent, version: RoomVersionId, current: StateMap): Promise<string | undefined> {
+    const wanted = authEventTypesFor(ev, version).map((k) => current.get(k)).filter((x): x is string => !!x);
+    const { events: authEvents, rejected } = await loadRuleEvents(tx, wanted, version);
+    const authState = new Map<StateKey, RoomEvent>();
+    for (const e of authEvents.values()) if (!rejected.has(e.event_id) && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
+    const verdict = checkAuth(ev, authState, version);
+    if (verdict.allowed) return undefined;
+    this.deps.logger.info({ eventId: ev.event_id, roomId: ev.room_id, reason: verdict.reason }, 'soft-failed a remote event');
+    return verdict.reason;
+  }
+
+  private async storeSoftFailed(tx: Sql, c: TimelineCandidate, beforeSnap: number, afterSnap: number): Promise<PersistOutcome> {
+    await fed.upsertFederatedEvent(tx, { event: c.event, json: c.json, replacesState: null, outlier: false, streamOrdering: null, stateAfter: null, rejectedReason: null, softFailed: true });
+    await fed.setDagState(tx, c.event.event_id, c.event.room_id, beforeSnap, afterSnap);
+    return 'soft_failed';
+  }
+
+  /**
+   * The common case (extendsCurrent): costs the auth events and the event's own key, not the
+   * room's state — the state after is a one-entry delta, current state rows are read by key.
+   */
+  private async persistLinear(tx: Sql, changes: Changes, c: TimelineCandidate, beforeSnap: number): Promise<PersistOutcome> {
+    const ev = c.event;
+    const roomId = ev.room_id;
+    const ownKey = ev.state_key !== undefined ? stateKey(ev.type, ev.state_key) : undefined;
+    const afterSnap = ownKey ? await stateStore.writeSnapshot(tx, roomId, beforeSnap, new Map([[ownKey, ev.event_id]])) : beforeSnap;
+    const keys = [...authEventTypesFor(ev, c.version), POWER_LEVELS_KEY, CREATE_KEY, ...(ownKey ? [ownKey] : [])];
+    const current = await stateStore.getCurrentStateEntries(tx, roomId, keys);
+    if (!c.noSoftFail && (current.size > 0 || (await stateStore.hasCurrentState(tx, roomId)))) {
+      if ((await this.softFailure(tx, ev, c.version, current)) !== undefined) return this.storeSoftFailed(tx, c, beforeSnap, afterSnap);
     }
+    const currentOwn = ownKey ? current.get(ownKey) : undefined;
+    const changed: [StateKey, string | undefined][] = ownKey && currentOwn !== ev.event_id ? [[ownKey, ev.event_id]] : [];
+    // What a redaction is judged by: the state after it (power levels and create).
+    const redactionState = new Map(current);
+    if (ownKey) redactionState.set(ownKey, ev.event_id);
+    return this.commit(tx, changes, c, {
+      replaced: [ev.prev_events[0]!],
+      changed,
+      ownKey,
+      beforeSnap,
+      afterSnap,
+      currentSnap: afterSnap,
+      replacesState: changed.length > 0 ? (currentOwn ?? null) : null,
+      redactionState,
+    });
+  }
+
+  /** The general path: whole state maps, resolution over the forward extremities when they fork. */
+  private async persistFull(tx: Sql, changes: Changes, c: TimelineCandidate & { stateBefore: StateMap }): Promise<PersistOutcome> {
+    const ev = c.event;
+    const roomId = ev.room_id;
+    const beforeSnap = await writeState(tx, roomId, c.stateBefore, c.base);
+    if (c.rejectedReason !== undefined) return this.reject(tx, c, beforeSnap);
     const isState = ev.state_key !== undefined;
     const dagAfter: StateMap = new Map(c.stateBefore);
     if (isState) dagAfter.set(stateKey(ev.type, ev.state_key!), ev.event_id);
@@ -124,20 +203,10 @@ export class FederatedEventStore {
     const currentRows = await stateStore.getCurrentState(tx, roomId);
     const current: StateMap = new Map(currentRows.map((r) => [stateKey(r.type, r.state_key), r.event_id]));
 
-    // Soft failure (spec: "Soft failure"): allowed by the state before it, but not by the current
-    // state — e.g. a banned user's event on an old fork. Stored, but neither shown nor extending the graph.
-    if (!c.noSoftFail && current.size > 0) {
-      const wanted = authEventTypesFor(ev, c.version).map((k) => current.get(k)).filter((x): x is string => !!x);
-      const { events: authEvents, rejected } = await loadRuleEvents(tx, wanted, c.version);
-      const authState = new Map<StateKey, RoomEvent>();
-      for (const e of authEvents.values()) if (!rejected.has(e.event_id) && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
-      const verdict = checkAuth(ev, authState, c.version);
-      if (!verdict.allowed) {
-        this.deps.logger.info({ eventId: ev.event_id, roomId, reason: verdict.reason }, 'soft-failed a remote event');
-        await fed.upsertFederatedEvent(tx, { ...base, streamOrdering: null, stateAfter: null, rejectedReason: null, softFailed: true });
-        await fed.setDagState(tx, ev.event_id, roomId, beforeSnap, afterSnap);
-        return 'soft_failed';
-      }
+    // Allowed by the state before it, but not by the current state — e.g. a banned user's event on
+    // an old fork: stored, but neither shown nor extending the graph.
+    if (!c.noSoftFail && current.size > 0 && (await this.softFailure(tx, ev, c.version, current)) !== undefined) {
+      return this.storeSoftFailed(tx, c, beforeSnap, afterSnap);
     }
 
     // New forward extremities: the event replaces those of its prev_events that were extremities.
@@ -157,15 +226,10 @@ export class FederatedEventStore {
       newCurrent = await resolveStored(tx, c.version, sets, [ev]); // ev is not stored yet
     }
 
-    // Membership changes (sync and device lists read them); each needs its own stream position.
     const changedKeys: StateKey[] = [];
     for (const [k, id] of newCurrent) if (current.get(k) !== id) changedKeys.push(k);
     const removedKeys = [...current.keys()].filter((k) => !newCurrent.has(k));
-    const memberChanges = [...changedKeys, ...removedKeys].filter((k) => k.startsWith('m.room.member\u0000'));
     const ownKey = isState ? stateKey(ev.type, ev.state_key!) : undefined;
-    const others = memberChanges.filter((k) => !(k === ownKey && newCurrent.get(k) === ev.event_id));
-    const extra = await fed.nextStreamOrderings(tx, others.length);
-    const streamOrdering = await events.nextStreamOrdering(tx);
 
     const latest = await fed.latestStateSnapshot(tx, roomId);
     let currentSnap: number;
@@ -174,33 +238,73 @@ export class FederatedEventStore {
     else currentSnap = await writeState(tx, roomId, newCurrent, { snapshot: latest, map: current });
 
     const wins = ownKey !== undefined && newCurrent.get(ownKey) === ev.event_id && current.get(ownKey) !== ev.event_id;
-    await fed.upsertFederatedEvent(tx, {
-      ...base,
+    return this.commit(tx, changes, c, {
+      replaced,
+      changed: [...changedKeys.map((k): [StateKey, string | undefined] => [k, newCurrent.get(k)]), ...removedKeys.map((k): [StateKey, undefined] => [k, undefined])],
+      ownKey,
+      beforeSnap,
+      afterSnap,
+      currentSnap,
       replacesState: wins ? (current.get(ownKey) ?? null) : null,
+      redactionState: dagAfter,
+    });
+  }
+
+  /**
+   * Puts the event in the timeline: its row and position, the new forward extremities, and the
+   * current state entries that `changed` (undefined: removed), membership changes in stream order.
+   */
+  private async commit(
+    tx: Sql,
+    changes: Changes,
+    c: TimelineCandidate,
+    p: {
+      replaced: string[];
+      changed: [StateKey, string | undefined][];
+      ownKey: StateKey | undefined;
+      beforeSnap: number;
+      afterSnap: number;
+      currentSnap: number;
+      replacesState: string | null;
+      redactionState: StateMap;
+    },
+  ): Promise<PersistOutcome> {
+    const ev = c.event;
+    const roomId = ev.room_id;
+    // Membership changes (sync and device lists read them); each needs its own stream position.
+    const memberChanges = p.changed.filter(([k]) => k.startsWith('m.room.member\u0000'));
+    const others = memberChanges.filter(([k, id]) => !(k === p.ownKey && id === ev.event_id));
+    const extra = await fed.nextStreamOrderings(tx, others.length);
+    const streamOrdering = await events.nextStreamOrdering(tx);
+
+    await fed.upsertFederatedEvent(tx, {
+      event: ev,
+      json: c.json,
+      outlier: false,
+      replacesState: p.replacesState,
       streamOrdering,
-      stateAfter: currentSnap,
+      stateAfter: p.currentSnap,
       rejectedReason: null,
       softFailed: false,
     });
-    await fed.setDagState(tx, ev.event_id, roomId, beforeSnap, afterSnap);
+    await fed.setDagState(tx, ev.event_id, roomId, p.beforeSnap, p.afterSnap);
     await recordRelation(tx, ev, streamOrdering);
     await indexForSearch(tx, ev, streamOrdering);
     // As for local events, hooks see the room's current state before this event.
     for (const hook of this.deps.appendHooks ?? []) await hook(tx, ev, streamOrdering, c.version);
-    await this.applyRedaction(tx, ev, c.version, dagAfter);
-    await fed.setForwardExtremities(tx, roomId, replaced, [ev.event_id]);
+    await this.applyRedaction(tx, ev, c.version, p.redactionState);
+    await fed.setForwardExtremities(tx, roomId, p.replaced, [ev.event_id]);
 
     // Current state follows the resolved state; membership changes in stream order.
-    const memberEvents = await events.getEvents(tx, memberChanges.map((k) => newCurrent.get(k)).filter((x): x is string => !!x));
+    const memberEvents = await events.getEvents(tx, memberChanges.map(([, id]) => id).filter((x): x is string => !!x));
     let i = 0;
-    for (const k of [...changedKeys, ...removedKeys]) {
+    for (const [k, id] of p.changed) {
       const [type, key] = splitKey(k);
-      const id = newCurrent.get(k);
       const membership = type === 'm.room.member' ? (id ? String(memberEvents.get(id)?.event.content.membership ?? 'leave') : 'leave') : null;
       if (id) await stateStore.setCurrentState(tx, roomId, type, key, id, membership);
       else await fed.deleteCurrentState(tx, roomId, type, key);
       if (membership === null) continue;
-      const pos = k === ownKey && id === ev.event_id ? streamOrdering : extra[i++]!;
+      const pos = k === p.ownKey && id === ev.event_id ? streamOrdering : extra[i++]!;
       await events.insertMembershipChange(tx, { streamOrdering: pos, roomId, userId: key, membership, eventId: id ?? ev.event_id });
       if (membership === 'join' || membership === 'invite' || membership === 'knock') {
         await tx.query('delete from room_forgotten where user_id = ? and room_id = ?', [key, roomId]);
