@@ -1,16 +1,8 @@
 import type { Sql } from './db.js';
+import { DIRECTORY_STATE_TYPES } from './aliases.js';
 
-/** The state a space hierarchy entry is made of (state key ''), plus every m.space.child. */
-const SUMMARY_TYPES = [
-  'm.room.create',
-  'm.room.name',
-  'm.room.topic',
-  'm.room.canonical_alias',
-  'm.room.avatar',
-  'm.room.join_rules',
-  'm.room.history_visibility',
-  'm.room.guest_access',
-];
+/** The state a space hierarchy entry is made of: a directory entry's (state key ''), plus every m.space.child. */
+const SUMMARY_TYPES = DIRECTORY_STATE_TYPES;
 
 export interface SummaryStateRow {
   type: string;

@@ -6,7 +6,7 @@ import * as store from '../../storage/hierarchy.js';
 import type { StoredEvent } from '../../storage/events.js';
 import type { RoomVersionId } from './pdu.js';
 import { clientContent } from './events_view.js';
-import type { PublicRoom } from './public_rooms.js';
+import { plainTopic, type PublicRoom } from './public_rooms.js';
 
 /** Limits of one `/hierarchy` request (core/config.ts, HEARTH_HIERARCHY_*). */
 export interface HierarchyLimits {
@@ -65,14 +65,6 @@ function compareChildren(a: ChildState, b: ChildState): number {
 /** A child counts only with a non-empty `via` of strings (a child without one was removed). */
 const validChild = (c: Record<string, unknown>): boolean => Array.isArray(c.via) && c.via.length > 0 && c.via.every((v) => typeof v === 'string');
 
-function plainTopic(content: Record<string, unknown>): string | undefined {
-  const topic = nonEmpty(content.topic);
-  if (topic !== undefined) return topic;
-  const block = content['m.topic'];
-  const texts = isObject(block) && Array.isArray(block['m.text']) ? block['m.text'] : [];
-  const plain = texts.find((t) => isObject(t) && (t.mimetype === undefined || t.mimetype === 'text/plain'));
-  return isObject(plain) ? nonEmpty(plain.body) : undefined;
-}
 
 /** Pagination tokens carry the walk's parameters and how many rooms were already listed. */
 function formatToken(t: { root: string; suggestedOnly: boolean; maxDepth: number; offset: number }): string {

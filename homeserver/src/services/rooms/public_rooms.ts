@@ -46,7 +46,7 @@ export const MAX_PUBLIC_ROOMS_PAGE = 500;
 const nonEmpty = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
 /** The plain-text topic: `topic`, else the `text/plain` representation in `m.topic` (spec: m.room.topic). */
-function plainTopic(content: Record<string, unknown>): string | undefined {
+export function plainTopic(content: Record<string, unknown>): string | undefined {
   const topic = nonEmpty(content.topic);
   if (topic !== undefined) return topic;
   const block = content['m.topic'];
