@@ -7,8 +7,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sdk from 'matrix-js-sdk';
-import { registerUser, type TestServer } from './support/harness.js';
-import { startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { registerUser } from './support/harness.js';
+import { startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import type { User } from './support/rooms.js';
 import { cryptoClient, muteConsole, quietSdk, unrefLongTimers, waitUntil } from './support/sdk.js';
@@ -21,7 +21,6 @@ const WAIT_MS = 45_000;
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; aliceLogin: User; bobLogin: User; clients: sdk.MatrixClient[]; restore: (() => void)[] };
 const t = suite<Ctx>('federation: end-to-end encryption across servers (matrix-js-sdk Rust crypto)');
 
-const ts = (s: FederationTestServer) => s as unknown as TestServer;
 
 beforeAll(t, async (ctx) => {
   ctx.restore = [unrefLongTimers(), muteConsole()];

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser, type TestServer } from './support/harness.js';
-import { startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { registerUser } from './support/harness.js';
+import { startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts, inviteAndJoin } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, send, type User } from './support/rooms.js';
 
@@ -23,7 +23,6 @@ const ENV = {
 
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; alice: User; bob: User; roomId: string };
 const t = suite<Ctx>('federation: typing, receipts and presence both ways');
-const ts = (s: FederationTestServer) => s as unknown as TestServer;
 
 type SyncResponse = any;
 
@@ -63,8 +62,7 @@ beforeAll(t, async (ctx) => {
   ctx.bob = await registerUser(ts(ctx.b), 'bob');
   // The real flow: a room on A, an invite over federation, bob joins through A.
   ctx.roomId = ok(await api(ts(ctx.a), ctx.alice, 'POST', '/createRoom', { preset: 'private_chat', name: 'Ephemeral' })).room_id;
-  ok(await api(ts(ctx.a), ctx.alice, 'POST', `/rooms/${enc(ctx.roomId)}/invite`, { user_id: ctx.bob.user_id }), 'invite');
-  ok(await api(ts(ctx.b), ctx.bob, 'POST', `/join/${enc(ctx.roomId)}?server_name=${enc(ctx.a.serverName)}`, {}), 'join');
+  await inviteAndJoin(ctx.a, ctx.alice, ctx.b, ctx.bob, ctx.roomId);
   // A holds bob's join before anything ephemeral is sent (the join came back through send_join).
   const members = ok(await api(ts(ctx.a), ctx.alice, 'GET', `/rooms/${enc(ctx.roomId)}/joined_members`)).joined;
   assert.ok(members[ctx.bob.user_id], 'A lists bob as joined');

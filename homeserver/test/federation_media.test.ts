@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import sharp from 'sharp';
-import { registerUser, type TestServer } from './support/harness.js';
-import { startFederationCluster, startRecordingPeer, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { registerUser } from './support/harness.js';
+import { startFederationCluster, startRecordingPeer, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { newDataDir } from './support/media.js';
 import { beforeAll } from './support/hooks.js';
 import { boundaryOf, parseMultipart } from '../src/services/federation/media.js';
@@ -18,7 +18,6 @@ import type { User } from './support/rooms.js';
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; alice: User; bob: User; bUrl: string; dirs: Record<string, string>; png: Buffer; pngId: string };
 const t = suite<Ctx>('federation: media between servers');
 
-const ts = (s: FederationTestServer) => s as unknown as TestServer;
 /** B's limit on remote media (HEARTH_FEDERATION_REMOTE_MEDIA_MAX_BYTES). */
 const B_REMOTE_MAX = 100_000;
 

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser, type TestServer } from './support/harness.js';
-import { currentStateMap, eventually, restartServer, startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { registerUser } from './support/harness.js';
+import { currentStateMap, eventually, restartServer, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts, inviteAndJoin } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, putState, send, type User } from './support/rooms.js';
 
@@ -21,7 +21,6 @@ const ENV = {
 
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; alice: User; bob: User; roomId: string };
 const t = suite<Ctx>('federation: peer down and catch-up');
-const ts = (s: FederationTestServer) => s as unknown as TestServer;
 
 /** Every event of the room that `u` can page through on `s` with /messages, oldest first. */
 async function timeline(s: FederationTestServer, u: User, roomId: string): Promise<string[]> {
@@ -50,9 +49,7 @@ t.after(async (ctx) => {
 t('alice on A invites bob on B and bob joins; messages flow', async (ctx) => {
   const { a, b, alice, bob } = ctx;
   ctx.roomId = ok(await api(ts(a), alice, 'POST', '/createRoom', { name: 'Outage', preset: 'private_chat' })).room_id;
-  ok(await api(ts(a), alice, 'POST', `/rooms/${enc(ctx.roomId)}/invite`, { user_id: bob.user_id }), 'invite');
-  await eventually(async () => ok(await api(ts(b), bob, 'GET', '/sync?timeout=0')).rooms?.invite?.[ctx.roomId] !== undefined, 'invite on B');
-  ok(await api(ts(b), bob, 'POST', `/join/${enc(ctx.roomId)}?server_name=${enc(a.serverName)}`, {}), 'join');
+  await inviteAndJoin(a, alice, b, bob, ctx.roomId);
   const id = await send(ts(a), alice, ctx.roomId, 'before the outage');
   await eventually(async () => (await api(ts(b), bob, 'GET', `/rooms/${enc(ctx.roomId)}/event/${enc(id)}`)).status === 200, 'A → B before the outage');
 });

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser, type TestServer } from './support/harness.js';
-import { currentStateMap, eventRow, eventually, startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { registerUser } from './support/harness.js';
+import { currentStateMap, eventRow, eventually, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, assertError, bodies, enc, ok, send, putState, type User } from './support/rooms.js';
 
@@ -14,7 +14,6 @@ import { api, assertError, bodies, enc, ok, send, putState, type User } from './
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; c: FederationTestServer; alice: User; bob: User; carol: User; dave: User; roomId: string };
 const t = suite<Ctx>('federation: rooms between servers');
 
-const ts = (s: FederationTestServer) => s as unknown as TestServer;
 
 beforeAll(t, async (ctx) => {
   ctx.cluster = await startFederationCluster(['hs-a', 'hs-b', 'hs-c']);

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser, type TestServer } from './support/harness.js';
-import { currentStateMap, eventRow, eventually, startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { registerUser } from './support/harness.js';
+import { currentStateMap, eventRow, eventually, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts, inviteAndJoin } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, bodies, enc, ok, putState, type User } from './support/rooms.js';
 import { authEventTypesFor } from '../src/services/rooms/auth_rules.js';
@@ -14,7 +14,6 @@ import type { RoomVersionId } from '../src/services/rooms/pdu.js';
  */
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; c: FederationTestServer; alice: User; bob: User; roomId: string };
 const t = suite<Ctx>('federation: hostile PDUs, soft failure, forks');
-const ts = (s: FederationTestServer) => s as unknown as TestServer;
 let txnSeq = 0;
 
 beforeAll(t, async (ctx) => {
@@ -23,7 +22,7 @@ beforeAll(t, async (ctx) => {
   ctx.alice = await registerUser(ts(ctx.a), 'alice');
   ctx.bob = await registerUser(ts(ctx.b), 'bob');
   ctx.roomId = ok(await api(ts(ctx.a), ctx.alice, 'POST', '/createRoom', { preset: 'public_chat', room_version: '10' })).room_id;
-  ok(await api(ts(ctx.b), ctx.bob, 'POST', `/join/${enc(ctx.roomId)}?server_name=${enc(ctx.a.serverName)}`, {}));
+  await inviteAndJoin(ctx.a, ctx.alice, ctx.b, ctx.bob, ctx.roomId, { invite: false });
 });
 t.after(async (ctx) => {
   await ctx.cluster?.close();

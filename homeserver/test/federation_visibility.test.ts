@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser, type TestServer } from './support/harness.js';
-import { eventRow, startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { registerUser } from './support/harness.js';
+import { eventRow, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, putState, send, type User } from './support/rooms.js';
 import { FederationError } from '../src/services/federation/client.js';
@@ -14,7 +14,6 @@ import { FederationError } from '../src/services/federation/client.js';
  */
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; alice: User; bob: User };
 const t = suite<Ctx>('federation: history visibility for servers');
-const ts = (s: FederationTestServer) => s as unknown as TestServer;
 
 beforeAll(t, async (ctx) => {
   ctx.cluster = await startFederationCluster(['hs-a', 'hs-b']);

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import { loadConfig, type Config } from '../../src/core/config.js';
 import { createLogger } from '../../src/core/logger.js';
@@ -23,7 +24,8 @@ import { bootstrap, listen, type Homeserver } from '../../src/server.js';
 import { createFederationServer } from '../../src/api/federation/listener.js';
 import { createFederationApp } from '../../src/api/federation/app.js';
 import type { FederationDns } from '../../src/services/federation/resolver.js';
-import { BASE_ENV, createTestDatabase, injector, type RequestOptions, type Response } from './harness.js';
+import { BASE_ENV, createTestDatabase, injector, type RequestOptions, type Response, type TestServer } from './harness.js';
+import { api, enc, ok, type User } from './rooms.js';
 
 const run = promisify(execFile);
 
@@ -167,6 +169,8 @@ export interface FederationCluster {
 export interface ClusterOptions {
   /** Extra settings per server label (e.g. a trusted notary, an allow list). */
   env?: (label: string, names: Record<string, string>) => Record<string, string>;
+  /** A server's host instead of `<label>.localhost`, e.g. `127.0.0.1` (an IP-literal server name, IP SAN) for peers resolving through the system resolver. */
+  hostname?: (label: string) => string | undefined;
 }
 
 /**
@@ -181,8 +185,8 @@ export async function startFederationCluster(labels: string[], opts: ClusterOpti
   const pending: { label: string; hostname: string; fed: http.Server | https.Server; port: number; cert: IssuedCert }[] = [];
   try {
     for (const label of labels) {
-      const hostname = `${label}.localhost`;
-      const cert = await ca.issue({ dns: [hostname] });
+      const hostname = opts.hostname?.(label) ?? `${label}.localhost`;
+      const cert = await ca.issue(net.isIP(hostname) ? { ips: [hostname] } : { dns: [hostname] });
       const fed = createFederationServer({ tls: cert });
       const port = await listen(fed as http.Server, '127.0.0.1', 0);
       dns.addHost(hostname, '127.0.0.1');
@@ -442,6 +446,30 @@ export async function craftRemoteMember(server: FederationTestServer, roomId: st
 // ---------------------------------------------------------------------------------------------
 // Room helpers (federation_rooms*.test.ts)
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * The real cross-server join most tests start from: `inviter` (on `resident`, in `roomId`) invites
+ * `joiner` of another server over federation (invite v2), the invite reaches the joiner's server,
+ * and the joiner joins through the resident (make_join/send_join). `invite: false` skips the invite
+ * (public rooms).
+ */
+export async function inviteAndJoin(
+  resident: FederationTestServer,
+  inviter: User,
+  joining: FederationTestServer,
+  joiner: User,
+  roomId: string,
+  opts: { invite?: boolean } = {},
+): Promise<void> {
+  if (opts.invite !== false) {
+    ok(await api(asTestServer(resident), inviter, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: joiner.user_id }), 'invite over federation');
+    await eventually(async () => ok(await api(asTestServer(joining), joiner, 'GET', '/sync?timeout=0')).rooms?.invite?.[roomId] !== undefined, `the invite to ${roomId} reaches ${joining.label}`);
+  }
+  ok(await api(asTestServer(joining), joiner, 'POST', `/join/${enc(roomId)}?server_name=${enc(resident.serverName)}`, {}), 'join through the resident');
+}
+
+/** A cluster member where the single-server helpers (support/rooms.ts) expect a TestServer. */
+export const asTestServer = (s: FederationTestServer): TestServer => s as unknown as TestServer;
 
 /** A room's current state on a server, read from its database: "type|state_key" → event id. */
 export async function currentStateMap(s: FederationTestServer, roomId: string): Promise<Map<string, string>> {
