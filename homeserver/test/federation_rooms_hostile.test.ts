@@ -1,11 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { registerUser } from './support/harness.js';
-import { currentStateMap, eventRow, eventually, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts, inviteAndJoin } from './support/federation.js';
+import { craft, currentStateMap, eventRow, eventually, postTxn, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts, inviteAndJoin } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, bodies, enc, ok, putState, type User } from './support/rooms.js';
-import { authEventTypesFor } from '../src/services/rooms/auth_rules.js';
-import type { RoomVersionId } from '../src/services/rooms/pdu.js';
 
 /**
  * Crafted transactions against a real server (B) in a room shared with A: each hostile PDU is
@@ -14,7 +12,6 @@ import type { RoomVersionId } from '../src/services/rooms/pdu.js';
  */
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; c: FederationTestServer; alice: User; bob: User; roomId: string };
 const t = suite<Ctx>('federation: hostile PDUs, soft failure, forks');
-let txnSeq = 0;
 
 beforeAll(t, async (ctx) => {
   ctx.cluster = await startFederationCluster(['hs-a', 'hs-b', 'hs-c']);
@@ -27,28 +24,6 @@ beforeAll(t, async (ctx) => {
 t.after(async (ctx) => {
   await ctx.cluster?.close();
 });
-
-/** A PDU built on `on`'s view of the room (its extremities and current state), signed by `signer`. */
-async function craft(on: FederationTestServer, signer: FederationTestServer, roomId: string, ev: { type: string; sender: string; content: Record<string, unknown>; state_key?: string }, prev?: string[]) {
-  const db = on.hs.deps.db;
-  const version = (await db.query<{ room_version: string }>('select room_version from rooms where room_id = ?', [roomId]))[0]!.room_version as RoomVersionId;
-  const prevEvents = prev ?? (await db.query<{ event_id: string }>('select event_id from forward_extremities where room_id = ?', [roomId])).map((r) => r.event_id);
-  const depths = await db.query<{ depth: string }>('select depth from events where event_id in (?)', [prevEvents]);
-  const state = await currentStateMap(on, roomId);
-  const authEvents = authEventTypesFor({ ...ev }, version).map((k) => state.get(k.replace('\u0000', '|'))).filter((x): x is string => !!x);
-  const pdu = { room_id: roomId, ...ev, prev_events: prevEvents, auth_events: [...new Set(authEvents)], depth: Math.max(...depths.map((d) => Number(d.depth))) + 1, origin_server_ts: Date.now() };
-  const { event, json } = signer.hs.deps.services.rooms.signingKey.build(pdu, version);
-  return { id: event.event_id, pdu: JSON.parse(json) as Record<string, any> };
-}
-
-async function postTxn(from: FederationTestServer, to: FederationTestServer, pdus: unknown[], txnId = `t${Date.now()}.${++txnSeq}`): Promise<any> {
-  return from.hs.deps.services.federation.client.request({
-    destination: to.serverName,
-    method: 'PUT',
-    path: `/_matrix/federation/v1/send/${txnId}`,
-    body: { origin: from.serverName, origin_server_ts: Date.now(), pdus: pdus as never },
-  });
-}
 
 t('one transaction: bad signature, bad hash, forged sender, auth violation, oversized — the good PDU still lands', async ({ a, b, bob, alice, roomId }) => {
   const good = await craft(b, a, roomId, { type: 'm.room.message', sender: alice.user_id, content: { msgtype: 'm.text', body: 'good one' } });

@@ -139,7 +139,7 @@ t('GET /capabilities: the advertised shape; needs a token', async ({ s }) => {
   assert.equal(res.body, {
     capabilities: {
       'm.change_password': { enabled: true },
-      'm.room_versions': { default: '11', available: { '10': 'stable', '11': 'stable' } },
+      'm.room_versions': { default: '11', available: { '10': 'stable', '11': 'stable', '12': 'stable' } },
       'm.set_displayname': { enabled: true },
       'm.set_avatar_url': { enabled: true },
       'm.profile_fields': { enabled: true, allowed: ['displayname', 'avatar_url'] },

@@ -44,7 +44,7 @@ export interface Config {
   /** scrypt cost parameter N (OWASP: 2^17 with r=8, p=1). */
   scryptCost: number;
   /** Room version of new rooms unless createRoom names one. */
-  defaultRoomVersion: '10' | '11';
+  defaultRoomVersion: '10' | '11' | '12';
   /** Longest a /sync long-poll waits, whatever `timeout` the client asks for. */
   syncMaxTimeoutMs: number;
   /** WebSocket sync (`/_hearth/client/v1/sync/ws`, protocol-spec/websocket-sync.md). */
@@ -67,6 +67,8 @@ export interface Config {
   turn?: TurnConfig;
   /** Server-server API (protocol-spec/federation.md). */
   federation: FederationConfig;
+  /** Identity servers named by clients for third-party invites (services/identity). */
+  identity: IdentityConfig;
   rateLimits: {
     login: RateLimitRule;
     register: RateLimitRule;
@@ -150,6 +152,8 @@ export interface PushConfig {
   actionsRetentionMs: number;
   /** Users whose compiled push rules each process keeps. */
   ruleCacheUsers: number;
+  /** Rooms whose joined local members (and member count) each process keeps for push evaluation. */
+  memberCacheRooms: number;
   /** Largest `limit` of GET /notifications. */
   notificationsMaxLimit: number;
 }
@@ -213,6 +217,8 @@ export interface FederationConfig {
   maxResponseBytes: number;
   /** How far ahead our published keys' `valid_until_ts` lies. */
   keyValidityMs: number;
+  /** How long another server's stored key is reused in memory before `server_keys` is read again. */
+  keyCacheMs: number;
   trustedKeyServers: TrustedKeyServer[];
   /** Authenticated requests one origin may have in flight (more: 429). */
   maxConcurrentPerOrigin: number;
@@ -223,7 +229,19 @@ export interface FederationConfig {
   /** The outgoing transaction queue and remote E2EE/media look-ups (services/federation/sender). */
   sender: FederationSenderConfig;
   /** Room events between servers (services/federation/event_handler.ts, backfill.ts). */
-  rooms: { missingEvents: number; maxFetchedState: number; backfill: number };
+  rooms: {
+    missingEvents: number;
+    maxFetchedState: number;
+    backfill: number;
+    /** Space hierarchy of rooms we are not in: how long another server's `/hierarchy` answer is kept, how many are kept, how many requests one client request may make. */
+    hierarchyCacheMs: number;
+    hierarchyCacheEntries: number;
+    hierarchyMaxRequests: number;
+    /** Serving `/hierarchy`: most children of the space looked at. */
+    hierarchyMaxChildren: number;
+    /** `timestamp_to_event` with a gap in our history: most other servers asked per client request. */
+    timestampMaxServers: number;
+  };
 }
 
 export interface FederationSenderConfig {
@@ -238,6 +256,32 @@ export interface FederationSenderConfig {
   remoteKeysTimeoutMs: number;
   /** Largest remote media file fetched and cached. */
   remoteMediaMaxBytes: number;
+}
+
+export interface IdentityConfig {
+  /** Deadline of one request to an identity server (or a key_validity_url). */
+  requestTimeoutMs: number;
+  /** Largest identity server answer read. */
+  maxResponseBytes: number;
+  /** Allow identity servers at loopback/private/link-local… addresses (checked on the address connected to). */
+  allowPrivateAddresses: boolean;
+  /** Globs over identity server names clients may use; empty: any. */
+  serverAllowlist: string[];
+  /** Extra CA bundle (PEM) trusted for identity servers, besides the system CAs. */
+  caFile?: string;
+  /** Pending invites one `/3pid/onbind` may carry (more: 400). */
+  onbindMaxInvites: number;
+}
+
+function identityConfig(env: Env): IdentityConfig {
+  return {
+    requestTimeoutMs: int(env, 'HEARTH_IDENTITY_REQUEST_TIMEOUT_MS', 10_000, 100, 300_000),
+    maxResponseBytes: int(env, 'HEARTH_IDENTITY_MAX_RESPONSE_BYTES', 65_536, 1024, 16 * 1024 * 1024),
+    allowPrivateAddresses: bool(env, 'HEARTH_IDENTITY_ALLOW_PRIVATE_ADDRESSES', false),
+    serverAllowlist: globList(env, 'HEARTH_IDENTITY_SERVER_ALLOWLIST'),
+    caFile: fileSetting(env, 'HEARTH_IDENTITY_CA_FILE'),
+    onbindMaxInvites: int(env, 'HEARTH_IDENTITY_ONBIND_MAX_INVITES', 100, 1, 10_000),
+  };
 }
 
 export { ConfigError };
@@ -339,6 +383,7 @@ function federationConfig(env: Env, bindHost: string): FederationConfig {
     requestTimeoutMs: int(env, 'HEARTH_FEDERATION_REQUEST_TIMEOUT_MS', 60_000, 100, 600_000),
     maxResponseBytes: int(env, 'HEARTH_FEDERATION_MAX_RESPONSE_BYTES', 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     keyValidityMs: int(env, 'HEARTH_FEDERATION_KEY_VALIDITY_MS', 24 * 3600_000, 3600_000, 7 * 24 * 3600_000),
+    keyCacheMs: int(env, 'HEARTH_FEDERATION_KEY_CACHE_MS', 60_000, 0, 3600_000),
     trustedKeyServers: trustedKeyServers(env),
     maxConcurrentPerOrigin: int(env, 'HEARTH_FEDERATION_MAX_CONCURRENT_PER_ORIGIN', 10, 1, 10_000),
     notaryMaxServers: int(env, 'HEARTH_FEDERATION_NOTARY_MAX_SERVERS', 100, 1, 10_000),
@@ -355,6 +400,11 @@ function federationConfig(env: Env, bindHost: string): FederationConfig {
       missingEvents: int(env, 'HEARTH_FEDERATION_MISSING_EVENTS_LIMIT', 20, 1, 100),
       maxFetchedState: int(env, 'HEARTH_FEDERATION_MAX_FETCHED_STATE', 20_000, 10, 1_000_000),
       backfill: int(env, 'HEARTH_FEDERATION_BACKFILL_LIMIT', 100, 1, 1000),
+      hierarchyCacheMs: int(env, 'HEARTH_FEDERATION_HIERARCHY_CACHE_MS', 5 * 60_000, 0, 24 * 3600_000),
+      hierarchyCacheEntries: int(env, 'HEARTH_FEDERATION_HIERARCHY_CACHE_ENTRIES', 1000, 1, 1_000_000),
+      hierarchyMaxRequests: int(env, 'HEARTH_FEDERATION_HIERARCHY_MAX_REQUESTS', 10, 0, 1000),
+      hierarchyMaxChildren: int(env, 'HEARTH_FEDERATION_HIERARCHY_MAX_CHILDREN', 100, 1, 10_000),
+      timestampMaxServers: int(env, 'HEARTH_FEDERATION_TIMESTAMP_MAX_SERVERS', 3, 0, 100),
     },
   };
 }
@@ -404,8 +454,8 @@ export function loadConfig(env: Env = process.env): Config {
   if ((scryptCost & (scryptCost - 1)) !== 0) throw new ConfigError('HEARTH_SCRYPT_COST', 'must be a power of two');
 
   const defaultRoomVersion = str(env, 'HEARTH_DEFAULT_ROOM_VERSION') ?? '11';
-  if (defaultRoomVersion !== '10' && defaultRoomVersion !== '11') {
-    throw new ConfigError('HEARTH_DEFAULT_ROOM_VERSION', `must be 10 or 11, got '${defaultRoomVersion}'`);
+  if (defaultRoomVersion !== '10' && defaultRoomVersion !== '11' && defaultRoomVersion !== '12') {
+    throw new ConfigError('HEARTH_DEFAULT_ROOM_VERSION', `must be 10, 11 or 12, got '${defaultRoomVersion}'`);
   }
 
   return {
@@ -465,6 +515,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxPushersPerUser: int(env, 'HEARTH_PUSH_MAX_PUSHERS_PER_USER', 100, 1, 10_000),
       actionsRetentionMs: int(env, 'HEARTH_PUSH_ACTIONS_RETENTION_MS', 30 * 24 * 3600_000, 60_000, 3650 * 24 * 3600_000),
       ruleCacheUsers: int(env, 'HEARTH_PUSH_RULE_CACHE_USERS', 10_000, 1, 10_000_000),
+      memberCacheRooms: int(env, 'HEARTH_PUSH_MEMBER_CACHE_ROOMS', 10_000, 0, 10_000_000),
       notificationsMaxLimit: int(env, 'HEARTH_NOTIFICATIONS_MAX_LIMIT', 100, 1, 10_000),
     },
     media: {
@@ -491,6 +542,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     turn: turnConfig(env),
     federation: federationConfig(env, str(env, 'HEARTH_BIND_HOST') ?? '127.0.0.1'),
+    identity: identityConfig(env),
     rateLimits: {
       login: rate(env, 'HEARTH_RATELIMIT_LOGIN', { perSecond: 0.17, burst: 5 }),
       register: rate(env, 'HEARTH_RATELIMIT_REGISTER', { perSecond: 0.17, burst: 5 }),

@@ -36,6 +36,9 @@ import { FederatedMembership } from './federation/remote_membership.js';
 import { EduOutbox } from './federation/sender/outbox.js';
 import { createFederationMessaging, type FederationMessaging } from './federation/sender/index.js';
 import { RemoteMedia } from './federation/media.js';
+import { IdentityClient } from './identity/client.js';
+import { ThirdPartyInviteService } from './rooms/third_party_invites.js';
+import { FederatedThirdPartyInvites } from './federation/third_party_invites.js';
 
 export interface Services {
   tokens: AccessTokens;
@@ -72,6 +75,10 @@ export interface Services {
   federationMessaging: FederationMessaging;
   /** Room events between servers: receipt checks, /send, joins, invites, backfill (services/federation/rooms.ts). */
   federationRooms: FederationRoomServices;
+  /** Invites by email through an identity server (client /invite, createRoom's invite_3pid). */
+  thirdPartyInvites: ThirdPartyInviteService;
+  /** `/3pid/onbind` and `/exchange_third_party_invite` (services/federation/third_party_invites.ts). */
+  federatedThirdPartyInvites: FederatedThirdPartyInvites;
 }
 
 /** What tests (and embedders) may swap at the boundaries we cannot run for real. */
@@ -167,8 +174,14 @@ export async function createServices(config: Config, logger: Logger, db: Databas
     rooms.reader.backfill = (roomId, limit) => federationRooms.backfill.backfill(roomId, limit);
     media.remote = new RemoteMedia({ db, client: federation.client, files: media.files, maxBytes: config.federation.sender.remoteMediaMaxBytes, logger });
   }
+  const identity = new IdentityClient({ config: config.identity, logger });
+  const thirdPartyInvites = new ThirdPartyInviteService({ db, serverName: config.serverName, timeline: rooms.timeline, membership: rooms.membership, identity, logger });
+  rooms.creator.thirdParty = thirdPartyInvites;
+  if (config.federation.enabled) thirdPartyInvites.remoteInvite = (sender, roomId, target, content) => federationRooms.invites.inviteRemote(sender, roomId, target, undefined, content);
+  const federatedThirdPartyInvites = new FederatedThirdPartyInvites({ db, serverName: config.serverName, client: federation.client, invites: thirdPartyInvites, membership: rooms.membership, maxInvites: config.identity.onbindMaxInvites, logger });
   const roomUpgrades = new RoomUpgrader({ timeline: rooms.timeline, serverName: config.serverName });
   const hierarchy = new HierarchyService({ db, limits: config.hierarchy });
+  if (config.federation.enabled) hierarchy.remote = federationRooms.hierarchy;
   const openid = new OpenIdService({ db, serverName: config.serverName, lifetimeMs: config.openidTokenLifetimeMs });
-  return { roomUpgrades, hierarchy, openid, push, federationRooms, federationMessaging, typing, receipts, federation, presence, keyBackup, e2e, calls, accountData, tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
+  return { thirdPartyInvites, federatedThirdPartyInvites, roomUpgrades, hierarchy, openid, push, federationRooms, federationMessaging, typing, receipts, federation, presence, keyBackup, e2e, calls, accountData, tokens, sessions, uia, passwords, accounts, mailer, threepids, registrationTokens, devices, profiles, rooms, media, pushRules, search, reports };
 }

@@ -31,9 +31,10 @@ export interface StoredEvent {
 }
 
 export function toStored(row: EventRow): StoredEvent {
-  const pdu = JSON.parse(row.json) as Omit<RoomEvent, 'event_id'>;
+  const pdu = JSON.parse(row.json) as Omit<RoomEvent, 'event_id' | 'room_id'> & { room_id?: string };
   return {
-    event: { ...pdu, event_id: row.event_id } as RoomEvent,
+    // A room version 12 create event has no room_id in its JSON: the row's (its implied one) is used.
+    event: { room_id: row.room_id, ...pdu, event_id: row.event_id } as RoomEvent,
     streamOrdering: row.stream_ordering === null ? null : Number(row.stream_ordering),
     stateAfter: row.state_after === null ? null : Number(row.state_after),
     redactedBy: row.redacted_by,

@@ -151,19 +151,6 @@ export async function bumpRulesVersion(sql: Sql, userId: string): Promise<void> 
   );
 }
 
-/** The joined members of a room per current state, whether each is a local active account, and its rules version. */
-export async function joinedMembersWithRuleVersions(sql: Sql, roomId: string): Promise<{ userId: string; local: boolean; version: number; memberEventId: string }[]> {
-  const rows = await sql.query<{ user_id: string; local: boolean; version: string | null; event_id: string }>(
-    `select cs.state_key as user_id, (u.user_id is not null and not u.deactivated) as local, v.version, cs.event_id
-     from current_state cs
-     left join users u on u.user_id = cs.state_key
-     left join push_rules_versions v on v.user_id = cs.state_key
-     where cs.room_id = ? and cs.type = 'm.room.member' and cs.membership = 'join'`,
-    [roomId],
-  );
-  return rows.map((r) => ({ userId: r.user_id, local: r.local, version: r.version == null ? 0 : Number(r.version), memberEventId: r.event_id }));
-}
-
 /** One local user's rules version and whether the account is active (an invite's target). */
 export async function localUserRuleVersion(sql: Sql, userId: string): Promise<number | undefined> {
   const rows = await sql.query<{ version: string | null }>(
@@ -171,4 +158,92 @@ export async function localUserRuleVersion(sql: Sql, userId: string): Promise<nu
     [userId],
   );
   return rows[0] ? (rows[0].version == null ? 0 : Number(rows[0].version)) : undefined;
+}
+
+// ---- the push evaluator's per-room member cache (services/push/evaluator.ts) ----
+
+/**
+ * The room's joined members as push evaluation needs them: how many, and those with an account
+ * here (deactivated or not: `activeLocalsNow` tells) with their member event.
+ */
+export async function joinedMembersForPush(sql: Sql, roomId: string): Promise<{ count: number; locals: { userId: string; memberEventId: string }[] }> {
+  const countRows = await sql.query<{ n: string }>(`select count(*) as n from current_state where room_id = ? and type = 'm.room.member' and membership = 'join'`, [roomId]);
+  const rows = await sql.query<{ user_id: string; event_id: string }>(
+    `select cs.state_key as user_id, cs.event_id from current_state cs join users u on u.user_id = cs.state_key
+     where cs.room_id = ? and cs.type = 'm.room.member' and cs.membership = 'join'`,
+    [roomId],
+  );
+  return { count: Number(countRows[0]?.n ?? 0), locals: rows.map((r) => ({ userId: r.user_id, memberEventId: r.event_id })) };
+}
+
+/**
+ * In one round trip (the append hook runs for every event of the room): the room's create and
+ * power levels events' JSON per current state, the room's membership version — the stream position of its latest
+ * membership change (0: none); every writer of a membership in `current_state` records one in
+ * the same transaction, under the stream lock — and, of `candidates`, the active accounts with
+ * their push rules version and whether they ignore `sender` (as account_data.usersIgnoring).
+ */
+export async function activeLocalsNow(
+  sql: Sql,
+  roomId: string,
+  candidates: readonly string[],
+  sender: string,
+): Promise<{ membershipVersion: number; versions: Map<string, number>; ignoring: Set<string>; createJson?: string; powerLevelsJson?: string }> {
+  const rows = await sql.query<{ pos: string; user_id: string | null; version: string | null; ignores: boolean | null; create_json: string | null; pl_json: string | null }>(
+    `select m.pos, m.create_json, m.pl_json, x.user_id, x.version, x.ignores
+     from (select coalesce(max(stream_ordering), 0) as pos,
+       (select e.json from current_state cs join events e on e.event_id = cs.event_id where cs.room_id = ? and cs.type = 'm.room.create' and cs.state_key = '') as create_json,
+       (select e.json from current_state cs join events e on e.event_id = cs.event_id where cs.room_id = ? and cs.type = 'm.room.power_levels' and cs.state_key = '') as pl_json
+       from membership_changes where room_id = ?) m
+     left join lateral (
+       select u.user_id, coalesce(v.version, 0) as version, exists (
+         select 1 from account_data d where d.user_id = u.user_id and d.type = 'm.ignored_user_list' and d.room_id = ''
+           and jsonb_typeof(d.content::jsonb -> 'ignored_users') = 'object' and jsonb_exists(d.content::jsonb -> 'ignored_users', ?)
+       ) as ignores
+       from users u left join push_rules_versions v on v.user_id = u.user_id
+       where u.user_id in (?) and not u.deactivated
+     ) x on true`,
+    [roomId, roomId, roomId, sender, candidates.length > 0 ? candidates : ['']],
+  );
+  const versions = new Map<string, number>();
+  const ignoring = new Set<string>();
+  for (const r of rows) {
+    if (r.user_id === null) continue;
+    versions.set(r.user_id, Number(r.version));
+    if (r.ignores) ignoring.add(r.user_id);
+  }
+  return { membershipVersion: Number(rows[0]?.pos ?? 0), versions, ignoring, createJson: rows[0]?.create_json ?? undefined, powerLevelsJson: rows[0]?.pl_json ?? undefined };
+}
+
+/** One membership change of a room as the push member cache applies it. */
+export interface MemberDelta {
+  streamOrdering: number;
+  userId: string;
+  membership: string;
+  eventId: string;
+  /** The user's membership in the room before this change (their previous change's), if any. */
+  before: string | null;
+  /** The user has an account here. */
+  local: boolean;
+}
+
+/**
+ * The room's membership changes after `since`, oldest first (at most `limit`), and whether the
+ * change at `since` itself exists: the cache built at that version is only a sound basis if it
+ * does (a version read from a transaction that rolled back names no row). `since` 0: no change.
+ */
+export async function memberDeltasSince(sql: Sql, roomId: string, since: number, limit: number): Promise<{ basis: boolean; changes: MemberDelta[] }> {
+  const rows = await sql.query<{ stream_ordering: string; user_id: string; membership: string; event_id: string; before: string | null; local: boolean; basis: boolean }>(
+    `select c.stream_ordering, c.user_id, c.membership, c.event_id,
+       (select p.membership from membership_changes p where p.user_id = c.user_id and p.room_id = c.room_id and p.stream_ordering < c.stream_ordering
+        order by p.stream_ordering desc limit 1) as before,
+       exists (select 1 from users u where u.user_id = c.user_id) as local,
+       (? = 0 or exists (select 1 from membership_changes b where b.stream_ordering = ? and b.room_id = ?)) as basis
+     from membership_changes c where c.room_id = ? and c.stream_ordering > ? order by c.stream_ordering limit ?`,
+    [since, since, roomId, roomId, since, limit],
+  );
+  return {
+    basis: rows.length > 0 && rows[0]!.basis,
+    changes: rows.map((r) => ({ streamOrdering: Number(r.stream_ordering), userId: r.user_id, membership: r.membership, eventId: r.event_id, before: r.before, local: r.local })),
+  };
 }

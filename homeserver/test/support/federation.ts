@@ -26,6 +26,8 @@ import { createFederationApp } from '../../src/api/federation/app.js';
 import type { FederationDns } from '../../src/services/federation/resolver.js';
 import { BASE_ENV, createTestDatabase, injector, type RequestOptions, type Response, type TestServer } from './harness.js';
 import { api, enc, ok, type User } from './rooms.js';
+import { authEventTypesFor } from '../../src/services/rooms/auth_rules.js';
+import type { RoomVersionId } from '../../src/services/rooms/pdu.js';
 
 const run = promisify(execFile);
 
@@ -344,6 +346,8 @@ export interface RecordedTransaction {
   origin: string;
   pdus: Record<string, unknown>[];
   edus: { edu_type: string; content: Record<string, unknown> }[];
+  /** The whole request body as received (federation_schema checks it against the spec). */
+  body: Record<string, unknown>;
 }
 
 /**
@@ -409,7 +413,7 @@ export async function startRecordingPeer(cluster: FederationCluster, label: stri
       const m = /^\/_matrix\/federation\/v1\/send\/([^/?]+)$/.exec(req.url ?? '');
       if (req.method === 'PUT' && m) {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { origin: string; pdus: Record<string, unknown>[]; edus: RecordedTransaction['edus'] };
-        peer.transactions.push({ txnId: decodeURIComponent(m[1]!), origin: body.origin, pdus: body.pdus, edus: body.edus ?? [] });
+        peer.transactions.push({ txnId: decodeURIComponent(m[1]!), origin: body.origin, pdus: body.pdus, edus: body.edus ?? [], body });
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"pdus":{}}');
         for (const w of [...waiters]) w();
         return;
@@ -495,4 +499,46 @@ export async function eventually(check: () => Promise<boolean>, what: string, at
     await new Promise((r) => setTimeout(r, pauseMs));
   }
   throw new Error(`never happened: ${what}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crafted PDUs (federation_rooms_hostile, federation_forks)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A PDU built on `on`'s view of the room (its forward extremities and current state, unless `prev`
+ * names the prev events), signed by `signer`. `opts.depth` is needed when a prev event is not
+ * stored on `on` (a chain of crafted events); `opts.ts` fixes `origin_server_ts` (resolution
+ * orders same-mainline events by it).
+ */
+export async function craft(
+  on: FederationTestServer,
+  signer: FederationTestServer,
+  roomId: string,
+  ev: { type: string; sender: string; content: Record<string, unknown>; state_key?: string },
+  prev?: string[],
+  opts: { depth?: number; ts?: number } = {},
+): Promise<{ id: string; pdu: Record<string, any> }> {
+  const db = on.hs.deps.db;
+  const version = (await db.query<{ room_version: string }>('select room_version from rooms where room_id = ?', [roomId]))[0]!.room_version as RoomVersionId;
+  const prevEvents = prev ?? (await db.query<{ event_id: string }>('select event_id from forward_extremities where room_id = ?', [roomId])).map((r) => r.event_id);
+  const depths = await db.query<{ depth: string }>('select depth from events where event_id in (?)', [prevEvents]);
+  const state = await currentStateMap(on, roomId);
+  const authEvents = authEventTypesFor({ ...ev }, version).map((k) => state.get(k.replace('\u0000', '|'))).filter((x): x is string => !!x);
+  const depth = opts.depth ?? Math.max(...depths.map((d) => Number(d.depth))) + 1;
+  const pdu = { room_id: roomId, ...ev, prev_events: prevEvents, auth_events: [...new Set(authEvents)], depth, origin_server_ts: opts.ts ?? Date.now() };
+  const { event, json } = signer.hs.deps.services.rooms.signingKey.build(pdu, version);
+  return { id: event.event_id, pdu: JSON.parse(json) as Record<string, any> };
+}
+
+let txnSeq = 0;
+
+/** `PUT /send/{txnId}` from `from` to `to` with these PDUs (signed as `from`); the parsed answer. */
+export async function postTxn(from: FederationTestServer, to: FederationTestServer, pdus: unknown[], txnId = `t${Date.now()}.${++txnSeq}`): Promise<any> {
+  return from.hs.deps.services.federation.client.request({
+    destination: to.serverName,
+    method: 'PUT',
+    path: `/_matrix/federation/v1/send/${txnId}`,
+    body: { origin: from.serverName, origin_server_ts: Date.now(), pdus: pdus as never },
+  });
 }

@@ -1,6 +1,7 @@
 // A small JSON-schema checker for the Matrix spec's OpenAPI files (test/fixtures/matrix-spec):
 // type, properties, required, items, patternProperties, additionalProperties, allOf/anyOf/oneOf,
-// enum, pattern and `$ref` to other files. Enough for the response schemas the spec uses.
+// enum, pattern, minItems/maxItems and `$ref` to other files. Enough for the request, response and
+// definition schemas the spec uses (client-server and server-server).
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -86,6 +87,16 @@ function check(v: unknown, s: Schema, file: string, at: string, errors: string[]
     }
   }
   if (Array.isArray(v) && s.items) v.forEach((item, i) => check(item, s.items, file, `${at}[${i}]`, errors));
+  if (Array.isArray(v) && typeof s.minItems === 'number' && v.length < s.minItems) errors.push(`${at}: fewer than ${s.minItems} items`);
+  if (Array.isArray(v) && typeof s.maxItems === 'number' && v.length > s.maxItems) errors.push(`${at}: more than ${s.maxItems} items`);
+}
+
+/** The operation `method route` of an OpenAPI file (path relative to the spec's `data/`), with its file. */
+function operation(apiFile: string, route: string, method: string): { op: Schema; file: string } {
+  const file = path.join(SPEC_DATA, apiFile);
+  const op = load(file).paths?.[route]?.[method];
+  if (!op) throw new Error(`${apiFile} has no ${method.toUpperCase()} ${route}`);
+  return { op, file };
 }
 
 /**
@@ -93,9 +104,31 @@ function check(v: unknown, s: Schema, file: string, at: string, errors: string[]
  * e.g. `responseErrors('api/client-server/sync.yaml', '/sync', 'get', 200, body)`; returns the problems.
  */
 export function responseErrors(apiFile: string, route: string, method: string, status: number, body: unknown): string[] {
-  const file = path.join(SPEC_DATA, apiFile);
-  const schema = load(file).paths[route][method].responses[String(status)].content['application/json'].schema;
+  const { op, file } = operation(apiFile, route, method);
+  let response: Located = { schema: op.responses?.[String(status)], file };
+  if (!response.schema) throw new Error(`${apiFile} ${method.toUpperCase()} ${route} documents no ${status} response`);
+  if (response.schema.$ref) response = resolve(response.schema.$ref, file); // shared responses (components/responses)
+  const schema = response.schema.content?.['application/json']?.schema;
+  if (!schema) throw new Error(`${apiFile} ${method.toUpperCase()} ${route} ${status} has no JSON schema`);
+  const errors: string[] = [];
+  check(body, schema, response.file, '$', errors);
+  return errors;
+}
+
+/** Checks a request body against the JSON `requestBody` schema of an endpoint (as `responseErrors`). */
+export function requestErrors(apiFile: string, route: string, method: string, body: unknown): string[] {
+  const { op, file } = operation(apiFile, route, method);
+  const schema = op.requestBody?.content?.['application/json']?.schema;
+  if (!schema) throw new Error(`${apiFile} ${method.toUpperCase()} ${route} has no JSON request body`);
   const errors: string[] = [];
   check(body, schema, file, '$', errors);
+  return errors;
+}
+
+/** Checks a value against a whole schema file, e.g. `schemaErrors('api/server-server/definitions/pdu_v11.yaml', pdu)`. */
+export function schemaErrors(schemaFile: string, value: unknown): string[] {
+  const file = path.join(SPEC_DATA, schemaFile);
+  const errors: string[] = [];
+  check(value, load(file), file, '$', errors);
   return errors;
 }

@@ -1,17 +1,17 @@
 import type { Area } from '../../app.js';
 import { requireAuth } from '../middleware/auth.js';
+import { SUPPORTED_ROOM_VERSIONS } from '../../services/rooms/pdu.js';
 
-/** Room versions new rooms may use; `default` is the one the server creates rooms with. */
-export const DEFAULT_ROOM_VERSION = '11';
-export const ROOM_VERSIONS: Record<string, 'stable' | 'unstable'> = { '10': 'stable', '11': 'stable' };
+/** Room versions new rooms may use (every version the server implements); `default` is HEARTH_DEFAULT_ROOM_VERSION. */
+export const ROOM_VERSIONS: Record<string, 'stable' | 'unstable'> = Object.fromEntries(SUPPORTED_ROOM_VERSIONS.map((v) => [v, 'stable']));
 
 /** `GET /capabilities` (spec: "Capabilities negotiation"). The same for every user for now. */
-export const capabilitiesArea: Area = (router, { services }) => {
+export const capabilitiesArea: Area = (router, { services, config }) => {
   router.get('/capabilities', requireAuth(services.sessions), (ctx) => {
     ctx.body = {
       capabilities: {
         'm.change_password': { enabled: true },
-        'm.room_versions': { default: DEFAULT_ROOM_VERSION, available: ROOM_VERSIONS },
+        'm.room_versions': { default: config.defaultRoomVersion, available: ROOM_VERSIONS },
         // Deprecated since v1.16 in favour of m.profile_fields, which must agree with them.
         'm.set_displayname': { enabled: true },
         'm.set_avatar_url': { enabled: true },

@@ -4,8 +4,10 @@ import { isObject, optionalBoolean, optionalObject, optionalString, optionalStri
 import { parseUserId } from '../../core/ids.js';
 import { requireAuth, requesterOf } from '../middleware/auth.js';
 import type { Preset } from '../../services/rooms/create.js';
-import { thirdPartyInvitesUnsupported, type MembershipAction } from '../../services/rooms/membership.js';
+import type { MembershipAction } from '../../services/rooms/membership.js';
 import { MAX_ID_BYTES } from '../../services/rooms/event_format.js';
+import { CREATE_ROOM_LIMITS } from '../../services/rooms/create.js';
+import { parseThreepidInvite, type ThreepidInvite } from '../../services/rooms/third_party_invites.js';
 import { strictJsonBody } from './params.js';
 
 const PRESETS = ['private_chat', 'trusted_private_chat', 'public_chat'];
@@ -25,10 +27,25 @@ function initialState(body: JsonObject): { type: string; state_key: string; cont
   });
 }
 
-/** The 3pid forms of invite and join (`medium`/`address`, `third_party_signed`) need an identity server. */
-function refuseThirdParty(body: JsonObject): void {
-  const threepid = (body.medium !== undefined || body.address !== undefined || body.id_server !== undefined) && body.user_id === undefined;
-  if (threepid || body.third_party_signed !== undefined) throw thirdPartyInvitesUnsupported();
+/** `third_party_signed` of a join (third_party_signed.yaml): the identity server's proof. */
+function thirdPartySigned(body: JsonObject): JsonObject | undefined {
+  const v = body.third_party_signed;
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw badJson("'third_party_signed' must be an object");
+  for (const key of ['sender', 'mxid', 'token']) if (typeof v[key] !== 'string') throw new MatrixError(400, 'M_MISSING_PARAM', `'third_party_signed' needs '${key}'`);
+  if (!isObject(v.signatures)) throw new MatrixError(400, 'M_MISSING_PARAM', "'third_party_signed' needs 'signatures'");
+  return v;
+}
+
+/** The 3PID form of `/invite` (third_party_membership.yaml): no `user_id`, and `medium`/`address`/`id_server`. */
+const isThreepidInvite = (body: JsonObject) => body.user_id === undefined && (body.medium !== undefined || body.address !== undefined || body.id_server !== undefined);
+
+function invite3pidList(body: JsonObject): ThreepidInvite[] | undefined {
+  const v = body.invite_3pid;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw badJson("'invite_3pid' must be an array");
+  if (v.length > CREATE_ROOM_LIMITS.invites) throw badJson(`At most ${CREATE_ROOM_LIMITS.invites} invite_3pid entries`);
+  return v.map((e, i) => parseThreepidInvite(e, `invite_3pid[${i}]`));
 }
 
 /** createRoom, joining, leaving and the other membership endpoints. */
@@ -45,8 +62,7 @@ export const roomsArea: Area = (router, { services, db }) => {
     if (preset !== undefined && !PRESETS.includes(preset)) throw badJson(`'preset' must be one of ${PRESETS.join(', ')}`);
     const invite = optionalStringArray(b, 'invite');
     for (const u of invite ?? []) if (!parseUserId(u)) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid user id in invite: ${u}`);
-    const invite3pid = b.invite_3pid;
-    if (invite3pid !== undefined && invite3pid !== null && !(Array.isArray(invite3pid) && invite3pid.length === 0)) throw thirdPartyInvitesUnsupported();
+    const invite3pid = invite3pidList(b);
     const roomVersion = b.room_version;
     if (roomVersion !== undefined && typeof roomVersion !== 'string') throw badJson("'room_version' must be a string");
     const result = await rooms.creator.create(r.userId, {
@@ -61,6 +77,7 @@ export const roomsArea: Area = (router, { services, db }) => {
       preset: preset as Preset | undefined,
       isDirect: optionalBoolean(b, 'is_direct'),
       powerLevelContentOverride: optionalObject(b, 'power_level_content_override'),
+      invite3pid,
     });
     ctx.body = { room_id: result.roomId, ...(result.alias ? { room_alias: result.alias } : {}) };
   });
@@ -68,7 +85,8 @@ export const roomsArea: Area = (router, { services, db }) => {
   // `via` and `server_name` name servers to join a room of another server through (federation).
   const viaOf = (q: Record<string, string | string[] | undefined>) => [q.via, q.server_name].flatMap((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]));
   const join = async (userId: string, idOrAlias: string, body: JsonObject, via: string[]) => {
-    refuseThirdParty(body);
+    const signed = thirdPartySigned(body);
+    if (signed) return { room_id: await services.federatedThirdPartyInvites.joinWithProof(userId, idOrAlias, signed, optionalString(body, 'reason'), via) };
     return { room_id: await rooms.membership.join(userId, idOrAlias, optionalString(body, 'reason'), via) };
   };
   router.post('/join/:roomIdOrAlias', auth, async (ctx) => {
@@ -91,7 +109,11 @@ export const roomsArea: Area = (router, { services, db }) => {
   for (const action of ['invite', 'kick', 'ban', 'unban'] as MembershipAction[]) {
     router.post(`/rooms/:roomId/${action}`, auth, async (ctx) => {
       const b = ctx.request.json;
-      if (action === 'invite') refuseThirdParty(b);
+      if (action === 'invite' && isThreepidInvite(b)) {
+        await services.thirdPartyInvites.invite(requesterOf(ctx).userId, ctx.params.roomId!, parseThreepidInvite(b, 'The body'));
+        ctx.body = {};
+        return;
+      }
       await rooms.membership.act(action, requesterOf(ctx).userId, ctx.params.roomId!, requireString(b, 'user_id', 255), optionalString(b, 'reason'));
       ctx.body = {};
     });

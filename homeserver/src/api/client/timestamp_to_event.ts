@@ -8,7 +8,8 @@ import { queryString } from './params.js';
 /** `GET /v1/rooms/{roomId}/timestamp_to_event` (spec v1.6, room_event_by_timestamp.yaml). */
 export const timestampToEventArea: Area = (router, deps) => {
   const auth = requireAuth(deps.services.sessions);
-  const lookup = new TimestampLookup({ db: deps.db, reader: deps.services.rooms.reader });
+  const remote = deps.config.federation.enabled ? deps.services.federationRooms.timestamps : undefined;
+  const lookup = new TimestampLookup({ db: deps.db, reader: deps.services.rooms.reader, remote });
 
   router.get('/rooms/:roomId/timestamp_to_event', auth, async (ctx) => {
     const r = requesterOf(ctx);

@@ -25,6 +25,9 @@ import { publicRoomsArea } from './public_rooms.js';
 import { userDevicesArea } from './user_devices.js';
 import { userKeysArea } from './user_keys.js';
 import { mediaArea } from './media.js';
+import { exchangeThirdPartyArea, onBindRoutes } from './third_party.js'; // onbind: unauthenticated (identity servers)
+import { hierarchyArea } from './hierarchy.js';
+import { timestampToEventArea } from './timestamp_to_event.js';
 
 export type FederationRouter = Router<AuthState & FederationState>;
 /**
@@ -35,13 +38,14 @@ export type FederationRouter = Router<AuthState & FederationState>;
 export type FederationArea = (router: FederationRouter, deps: AppDeps) => void;
 
 /** Every authenticated federation area; later work (transactions, joins, …) adds itself here. */
-export const FEDERATION_AREAS: FederationArea[] = [queryArea, userDevicesArea, userKeysArea, sendArea, eventsArea, stateArea, backfillArea, joinsArea, knockArea, invitesArea, directoryArea, publicRoomsArea, mediaArea];
+export const FEDERATION_AREAS: FederationArea[] = [queryArea, userDevicesArea, userKeysArea, sendArea, eventsArea, stateArea, backfillArea, joinsArea, knockArea, invitesArea, directoryArea, publicRoomsArea, mediaArea, hierarchyArea, timestampToEventArea, exchangeThirdPartyArea];
 
 export function federationRoutes(root: AppRouter, deps: AppDeps): void {
   // Unauthenticated first: the authenticated router's middleware would otherwise also match these paths.
   discoveryRoutes(root, deps);
   keyRoutes(root, deps);
   openidRoutes(root, deps);
+  onBindRoutes(root, deps);
 
   const { keyRing, access } = deps.services.federation;
   const authed: FederationRouter = new Router({ prefix: '/_matrix/federation' });

@@ -13,10 +13,12 @@ import type { Database } from '../../storage/db.js';
 import type { Logger } from '../../core/logger.js';
 import * as fed from '../../storage/federated_events.js';
 import { checkAuthAgainstAuthEvents } from '../rooms/auth_rules.js';
+import { ruleAuthEventIds } from '../rooms/room_v12.js';
 import { loadRuleEvents } from '../rooms/state_loader.js';
 import type { VerifiedEvent } from '../rooms/federated_events.js';
 import type { FederationClient } from './client.js';
 import type { FederationEventHandler } from './event_handler.js';
+import { THIRD_PARTY_AUTH } from '../identity/signed.js'; // auth rule 4.4.1.7's signature check
 
 const MAX_BACKWARD_EXTREMITIES = 5;
 
@@ -49,8 +51,8 @@ export class BackfillService {
         } catch {
           // checked below: missing auth events reject the event
         }
-        const { events, rejected } = await loadRuleEvents(db, v.event.auth_events, version);
-        const verdict = checkAuthAgainstAuthEvents(v.event, (id) => events.get(id), version, { isRejected: (id) => rejected.has(id) });
+        const { events, rejected } = await loadRuleEvents(db, ruleAuthEventIds(v.event, version), version); // v12: + the implied create
+        const verdict = checkAuthAgainstAuthEvents(v.event, (id) => events.get(id), version, { ...THIRD_PARTY_AUTH, isRejected: (id) => rejected.has(id) });
         checked.push(verdict.allowed ? v : { ...v, rejectedReason: verdict.reason });
       }
       // Newest first: positions count down, so older events end up further back.

@@ -15,6 +15,7 @@ import * as fed from '../../storage/federated_events.js';
 import * as stateStore from '../../storage/state.js';
 import { checkContentHash, checkEvent, eventIdFor, isSupportedRoomVersion, redact } from '../rooms/event_format.js';
 import { authEventTypesFor, checkAuth, checkAuthAgainstAuthEvents } from '../rooms/auth_rules.js';
+import { createEventIdOfRoom, roomIdIsCreateHash, ruleAuthEventIds, withImpliedRoomId } from '../rooms/room_v12.js'; // v12: the create event is implied by the room id
 import { domainOf } from '../rooms/power_levels.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateKey, type StateMap } from '../rooms/pdu.js';
 import type { FederatedEventStore, OutlierEvent, PersistOutcome, VerifiedEvent } from '../rooms/federated_events.js';
@@ -22,6 +23,7 @@ import { loadRuleEvents, loadState, resolveStored, writeState } from '../rooms/s
 import type { FederationClient } from './client.js';
 import type { KeyRing } from './key_ring.js';
 import { roomAclAllows } from './acl.js';
+import { THIRD_PARTY_AUTH } from '../identity/signed.js'; // auth rule 4.4.1.7's signature check
 
 /** A PDU refused before it could be stored (bad format, signature, unknown room…). */
 export class PduRefused extends Error {
@@ -51,9 +53,13 @@ export interface EventHandlerDeps {
 }
 
 const FETCH_CONCURRENCY = 8;
+/** Room versions remembered (immutable facts; a small map per process). */
+const ROOM_VERSIONS_KEPT = 10_000;
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export class FederationEventHandler {
+  private readonly versions = new Map<string, RoomVersionId>();
+
   constructor(private readonly deps: EventHandlerDeps) {}
 
   get store(): FederatedEventStore {
@@ -62,8 +68,14 @@ export class FederationEventHandler {
 
   /** The room's version, if we know the room. */
   async roomVersion(roomId: string): Promise<RoomVersionId | undefined> {
+    const hit = this.versions.get(roomId);
+    if (hit) return hit;
     const v = await fed.roomExists(this.deps.db, roomId);
-    return v !== undefined && isSupportedRoomVersion(v) ? v : undefined;
+    if (v === undefined || !isSupportedRoomVersion(v)) return undefined;
+    // A room's version never changes: kept (bounded) so /send does not ask for it per PDU.
+    if (this.versions.size >= ROOM_VERSIONS_KEPT) this.versions.delete(this.versions.keys().next().value!);
+    this.versions.set(roomId, v);
+    return v;
   }
 
   /**
@@ -94,9 +106,9 @@ export class FederationEventHandler {
     if (!checkContentHash(withoutUnsigned)) {
       // Check 3: the signature covers the redacted form, which is all we may keep.
       this.deps.logger.info({ eventId, sender: ev.sender }, 'content hash mismatch: storing the redacted event');
-      return { event: { ...(redactedForm as unknown as RoomEvent), event_id: eventId }, json: encodeCanonicalJson(redactedForm), redacted: true };
+      return { event: withImpliedRoomId({ ...(redactedForm as unknown as RoomEvent), event_id: eventId }, version), json: encodeCanonicalJson(redactedForm), redacted: true };
     }
-    return { event: { ...ev, event_id: eventId }, json: encodeCanonicalJson(withoutUnsigned), redacted: false };
+    return { event: withImpliedRoomId({ ...ev, event_id: eventId }, version), json: encodeCanonicalJson(withoutUnsigned), redacted: false };
   }
 
   /**
@@ -109,15 +121,15 @@ export class FederationEventHandler {
     const known = await fed.knownEvents(this.deps.db, [...batch.keys()]);
     for (const id of known.keys()) batch.delete(id);
     const referenced = new Set<string>();
-    for (const v of batch.values()) for (const a of v.event.auth_events) if (!batch.has(a)) referenced.add(a);
+    for (const v of batch.values()) for (const a of ruleAuthEventIds(v.event, version)) if (!batch.has(a)) referenced.add(a);
     const { events: stored, rejected } = await loadRuleEvents(this.deps.db, [...referenced], version);
     const out = new Map<string, OutlierEvent>();
     // Auth events first (Kahn's order over auth_events inside the batch); cycles end up rejected.
-    const order = topoByAuth([...batch.values()]);
+    const order = topoByAuth([...batch.values()], version);
     for (const v of order) {
       const fetch = (id: string) => out.get(id)?.event ?? stored.get(id);
       const isRejected = (id: string) => rejected.has(id) || out.get(id)?.rejectedReason !== undefined;
-      const verdict = checkAuthAgainstAuthEvents(v.event, fetch, version, { isRejected });
+      const verdict = checkAuthAgainstAuthEvents(v.event, fetch, version, { ...THIRD_PARTY_AUTH, isRejected });
       out.set(v.event.event_id, verdict.allowed ? v : { ...v, rejectedReason: verdict.reason });
     }
     if (out.size > 0) await this.deps.store.storeOutliers(this.deps.db, [...out.values()]);
@@ -172,16 +184,21 @@ export class FederationEventHandler {
 
   /** The auth chain of an event we were sent, from `/event_auth` (fallback: one `/event` per missing id). */
   async fetchAuthChain(server: string, ev: RoomEvent, version: RoomVersionId): Promise<void> {
-    const known = await fed.knownEvents(this.deps.db, ev.auth_events);
-    if (ev.auth_events.every((id) => known.has(id))) return;
+    const authIds = ruleAuthEventIds(ev, version);
+    const known = await fed.knownEvents(this.deps.db, authIds);
+    if (authIds.every((id) => known.has(id))) return;
     try {
       const res = await this.deps.client.request({ destination: server, method: 'GET', path: `/_matrix/federation/v1/event_auth/${encodeURIComponent(ev.room_id)}/${encodeURIComponent(ev.event_id)}` });
       const raws = Array.isArray(res.auth_chain) ? res.auth_chain : [];
       if (raws.length > this.deps.limits.maxFetchedState) throw new PduRefused('auth chain too long');
-      await this.storeOutliers(ev.room_id, version, await this.verifyAll(raws, version));
+      const chain = await this.verifyAll(raws, version);
+      // v12: the chain (auth_events links only) may lack the create event every member of it needs.
+      const createId = authIds.find((id) => id === createEventIdOfRoom(ev.room_id) && roomIdIsCreateHash(version));
+      if (createId && !chain.some((c) => c.event.event_id === createId)) await this.fetchMissing(server, ev.room_id, version, [createId]);
+      await this.storeOutliers(ev.room_id, version, chain);
     } catch (err) {
       if (err instanceof PduRefused) throw err;
-      await this.fetchMissing(server, ev.room_id, version, ev.auth_events);
+      await this.fetchMissing(server, ev.room_id, version, authIds);
     }
   }
 
@@ -220,23 +237,34 @@ export class FederationEventHandler {
   async handle(origin: string, v: VerifiedEvent, version: RoomVersionId, opts: { fetchMissingPrev: boolean } = { fetchMissingPrev: true }): Promise<PersistOutcome> {
     const ev = v.event;
     const db = this.deps.db;
-    const known = (await fed.knownEvents(db, [ev.event_id])).get(ev.event_id);
+    const senderServer = domainOf(ev.sender)!;
+    // Independent reads, run in parallel on the pool (one round trip instead of four), then judged
+    // in the spec's order. When every auth event is stored (the usual case) nothing is fetched.
+    const [knownMap, aclAllows, authLoaded, dagLoaded] = await Promise.all([
+      fed.knownEvents(db, [ev.event_id]),
+      roomAclAllows(db, ev.room_id, senderServer),
+      loadRuleEvents(db, ruleAuthEventIds(ev, version), version),
+      fed.dagStates(db, ev.prev_events),
+    ]);
+    const known = knownMap.get(ev.event_id);
     if (known && !known.outlier) return 'duplicate';
     if (known?.rejected) return 'rejected';
-    const senderServer = domainOf(ev.sender)!;
-    if (!(await roomAclAllows(db, ev.room_id, senderServer))) throw new PduRefused(`the room's server ACL refuses ${senderServer}`);
+    if (!aclAllows) throw new PduRefused(`the room's server ACL refuses ${senderServer}`);
 
     // 4: against the event's own auth events.
-    await this.fetchAuthChain(origin, ev, version);
-    const { events: authEvents, rejected: authRejected } = await loadRuleEvents(db, ev.auth_events, version);
-    const againstAuth = checkAuthAgainstAuthEvents(ev, (id) => authEvents.get(id), version, { isRejected: (id) => authRejected.has(id) });
+    let { events: authEvents, rejected: authRejected } = authLoaded;
+    if (ruleAuthEventIds(ev, version).some((id) => !authEvents.has(id))) {
+      await this.fetchAuthChain(origin, ev, version);
+      ({ events: authEvents, rejected: authRejected } = await loadRuleEvents(db, ruleAuthEventIds(ev, version), version));
+    }
+    const againstAuth = checkAuthAgainstAuthEvents(ev, (id) => authEvents.get(id), version, { ...THIRD_PARTY_AUTH, isRejected: (id) => authRejected.has(id) });
     if (!againstAuth.allowed) {
       await this.deps.store.storeOutliers(db, [{ ...v, rejectedReason: againstAuth.reason }]);
       return 'rejected';
     }
 
     // 5: the state before the event, over its prev_events.
-    let dag = await fed.dagStates(db, ev.prev_events);
+    let dag = dagLoaded;
     if (opts.fetchMissingPrev && ev.prev_events.some((p) => !dag.has(p))) {
       await this.getMissingEvents(origin, ev, version);
       dag = await fed.dagStates(db, ev.prev_events);
@@ -245,8 +273,15 @@ export class FederationEventHandler {
     // the auth rules need only a few of its entries (persistIn loads the rest only for a fork).
     const single = ev.prev_events.length === 1 ? dag.get(ev.prev_events[0]!) : undefined;
     if (single && single.after !== null) {
-      const partial = await stateStore.loadSnapshotEntries(db, single.after, authEventTypesFor(ev, version));
-      const verdict = await this.authAgainstState(ev, version, partial);
+      // The auth entries of that snapshot and their events in one query.
+      const keys = authEventTypesFor(ev, version).map((k): [string, string] => [k.slice(0, k.indexOf('\u0000')), k.slice(k.indexOf('\u0000') + 1)]);
+      const found = await fed.snapshotEntryEvents(db, single.after, keys);
+      const authState = new Map<StateKey, RoomEvent>();
+      for (const [id, s] of found) {
+        const e = s.redactedBy ? ({ ...redact(s.event, version), event_id: id } as RoomEvent) : s.event;
+        if (!s.rejected && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
+      }
+      const verdict = checkAuth(ev, authState, version, THIRD_PARTY_AUTH);
       return this.deps.store.persist({ ...v, version, beforeSnapshot: single.after, rejectedReason: verdict.allowed ? undefined : verdict.reason });
     }
     const sets: StateMap[] = [];
@@ -273,26 +308,29 @@ export class FederationEventHandler {
     const { events: beforeEvents, rejected } = await loadRuleEvents(this.deps.db, wanted, version);
     const authState = new Map<StateKey, RoomEvent>();
     for (const e of beforeEvents.values()) if (!rejected.has(e.event_id) && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
-    return checkAuth(ev, authState, version);
+    return checkAuth(ev, authState, version, THIRD_PARTY_AUTH);
   }
 
   /** `get_missing_events` from the origin: the events between our forward extremities and this one, oldest first. */
   private async getMissingEvents(origin: string, ev: RoomEvent, version: RoomVersionId): Promise<void> {
     const earliest = await fed.forwardExtremityIds(this.deps.db, ev.room_id);
+    // Nothing older than our own part of the graph: events from before we joined that we hold as
+    // outliers (the join's state) must not enter the live timeline again; backfill serves history.
+    const minDepth = (await fed.minTimelineDepth(this.deps.db, ev.room_id)) ?? 0;
     let res;
     try {
       res = await this.deps.client.request({
         destination: origin,
         method: 'POST',
         path: `/_matrix/federation/v1/get_missing_events/${encodeURIComponent(ev.room_id)}`,
-        body: { earliest_events: earliest, latest_events: [ev.event_id], limit: this.deps.limits.missingEvents, min_depth: 0 },
+        body: { earliest_events: earliest, latest_events: [ev.event_id], limit: this.deps.limits.missingEvents, min_depth: minDepth },
       });
     } catch (err) {
       this.deps.logger.info({ err, origin, eventId: ev.event_id }, 'get_missing_events failed');
       return;
     }
     const raws = (Array.isArray(res.events) ? res.events : []).slice(0, this.deps.limits.missingEvents);
-    const got = (await this.verifyAll(raws, version)).filter((m) => m.event.room_id === ev.room_id);
+    const got = (await this.verifyAll(raws, version)).filter((m) => m.event.room_id === ev.room_id && m.event.depth >= minDepth);
     got.sort((a, b) => a.event.depth - b.event.depth);
     for (const m of got) {
       try {
@@ -337,7 +375,7 @@ export class FederationEventHandler {
 }
 
 /** Orders events so that each comes after those of its auth_events in the list (depth breaks ties). */
-function topoByAuth(list: VerifiedEvent[]): VerifiedEvent[] {
+function topoByAuth(list: VerifiedEvent[], version: RoomVersionId): VerifiedEvent[] {
   const byId = new Map(list.map((v) => [v.event.event_id, v]));
   const done = new Set<string>();
   const out: VerifiedEvent[] = [];
@@ -346,7 +384,7 @@ function topoByAuth(list: VerifiedEvent[]): VerifiedEvent[] {
     const id = v.event.event_id;
     if (done.has(id) || visiting.has(id)) return;
     visiting.add(id);
-    for (const a of v.event.auth_events) {
+    for (const a of ruleAuthEventIds(v.event, version)) {
       const dep = byId.get(a);
       if (dep) visit(dep);
     }

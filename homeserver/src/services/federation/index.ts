@@ -68,7 +68,7 @@ export function createFederationServices(deps: FederationServicesDeps): Federati
     maxResponseBytes: config.maxResponseBytes,
     logger,
   });
-  const keyRing = new KeyRing({ db: deps.db, ownKey: deps.signingKey, client, access, trustedKeyServers: config.trustedKeyServers, logger });
+  const keyRing = new KeyRing({ db: deps.db, ownKey: deps.signingKey, client, access, trustedKeyServers: config.trustedKeyServers, logger, storedKeyCacheMs: config.keyCacheMs });
   const notary = new KeyNotary({ db: deps.db, key: deps.signingKey, keyRing, access, keyValidityMs: config.keyValidityMs, logger });
   const outbox: FederationOutbox = { forward: async () => {}, wake: () => {} };
   const edus: FederationEduHandler = { receive: async () => {} };

@@ -24,12 +24,14 @@ import type { KeyRing } from './key_ring.js';
 import type { FederationEventHandler } from './event_handler.js';
 import type { FederationOutbox } from './seams.js';
 import { buildTemplate, isResident } from './membership_templates.js';
-import { remoteFailure, strippedState } from './joins.js';
+import { remoteFailure, roomStateForInvitee } from './joins.js';
+import { checkInviteeRoomState } from './stripped_state.js';
 
 /**
  * Records a membership event of a room we are not in (a remote invite, our rejection of it, a
  * knock): the event gets a stream position (so the user's sync sees the membership change) but
  * stays an outlier — it is no part of any timeline we serve — and current state holds only it.
+ * `stripped`: the invite/knock room state as checked for clients (stripped_state.ts), kept as is.
  */
 export async function storeOutOfBand(store: FederatedEventStore, db: Database, v: VerifiedEvent, version: RoomVersionId, stripped: unknown[] | undefined): Promise<void> {
   const ev = v.event;
@@ -64,13 +66,13 @@ export class InviteService {
   ) {}
 
   /** A local user invites a user of another server into one of our rooms. */
-  async inviteRemote(sender: string, roomId: string, target: string, reason?: string): Promise<void> {
+  async inviteRemote(sender: string, roomId: string, target: string, reason?: string, extraContent: Record<string, unknown> = {}): Promise<void> {
     const db = this.deps.db;
     const current = await stateStore.getMembership(db, roomId, target);
     if (current === 'join') throw forbidden('That user is already in the room');
     if (current === 'invite') return;
     if (current === 'ban') throw forbidden('That user is banned from the room');
-    const content: Record<string, unknown> = { membership: 'invite' };
+    const content: Record<string, unknown> = { ...extraContent, membership: 'invite' }; // extraContent: third_party_invite
     if (reason !== undefined) content.reason = reason;
     const t = await buildTemplate(db, roomId, { type: 'm.room.member', sender, stateKey: target, content });
     const built = this.deps.signer.build(t.pdu, t.version);
@@ -82,10 +84,13 @@ export class InviteService {
         destination,
         method: 'PUT',
         path: `/_matrix/federation/v2/invite/${encodeURIComponent(roomId)}/${encodeURIComponent(built.event.event_id)}`,
-        body: { event: pdu, room_version: t.version, invite_room_state: (await strippedState(db, roomId)) as JsonValue[] },
+        body: { event: pdu, room_version: t.version, invite_room_state: (await roomStateForInvitee(db, roomId)) as JsonValue[] },
       });
     } catch (err) {
-      throw remoteFailure(err, `${destination} refused the invite`);
+      const failure = remoteFailure(err, `${destination} refused the invite`);
+      // Our own invite_room_state was refused: nothing the client could change (invites-v2.yaml: a 5xx).
+      if (failure.errcode === 'M_MISSING_PARAM' || failure.errcode === 'M_INVALID_PARAM') throw new MatrixError(502, 'M_UNKNOWN', failure.message);
+      throw failure;
     }
     const signed = res.event as JsonObject | undefined;
     if (!signed || typeof signed !== 'object' || eventIdFor(signed, t.version) !== built.event.event_id) throw new MatrixError(502, 'M_UNKNOWN', 'The invitee\'s server returned another event');
@@ -98,6 +103,24 @@ export class InviteService {
     const outcome = await this.deps.events.store.persist({ event, json: encodeCanonicalJson(withoutUnsigned), version: t.version, stateBefore: t.stateBefore, base: t.base });
     if (outcome !== 'timeline' && outcome !== 'duplicate') throw forbidden(`The invite could not be applied (${outcome})`);
     this.deps.outbox().wake();
+  }
+
+  /**
+   * The room version of a v1 invite, which does not name it: the room's, if we know the room; else
+   * the create event's in the invite's `invite_room_state`; else "1", as the spec says to assume
+   * (a version this server does not support, so such an invite is refused).
+   */
+  async v1RoomVersion(roomId: string, event: JsonObject): Promise<string> {
+    const known = await fed.roomExists(this.deps.db, roomId);
+    if (known !== undefined) return known;
+    const unsigned = event.unsigned as JsonObject | undefined;
+    const stripped = typeof unsigned === 'object' && unsigned !== null && Array.isArray(unsigned.invite_room_state) ? unsigned.invite_room_state : [];
+    for (const s of stripped) {
+      const e = s as JsonObject;
+      const content = typeof e === 'object' && e !== null ? (e.content as JsonObject | undefined) : undefined;
+      if (e?.type === 'm.room.create' && typeof content?.room_version === 'string') return content.room_version;
+    }
+    return '1';
   }
 
   /** `PUT /v2/invite/{roomId}/{eventId}`: sign an invite of one of our users. */
@@ -126,9 +149,13 @@ export class InviteService {
     const { unsigned, ...pdu } = raw as JsonObject;
     const signed = this.deps.signer.signEvent(pdu, version);
     const ours: VerifiedEvent = { event: { ...ev, signatures: signed.signatures }, json: encodeCanonicalJson(signed) };
-    const stripped = Array.isArray(body.invite_room_state) ? body.invite_room_state : Array.isArray((unsigned as JsonObject | undefined)?.invite_room_state) ? ((unsigned as JsonObject).invite_room_state as unknown[]) : [];
+    const roomState = Array.isArray(body.invite_room_state) ? body.invite_room_state : Array.isArray((unsigned as JsonObject | undefined)?.invite_room_state) ? ((unsigned as JsonObject).invite_room_state as unknown[]) : [];
+    // Spec v1.16: the room state must be whole PDUs of this room, m.room.create included (stripped_state.ts).
+    const checked = await checkInviteeRoomState((r, ver) => this.deps.events.verify(r, ver), roomId, version, roomState, 'invite_room_state');
+    if (checked.problems.length > 0) this.deps.logger.warn({ origin, roomId, roomVersion: version, problems: checked.problems, refused: !!checked.refusal }, 'invite_room_state is not as spec v1.16 asks');
+    if (checked.refusal) throw checked.refusal;
     // When we are in the room the event also comes through /send; otherwise this is all we will see.
-    if (!(await isResident(this.deps.db, roomId))) await storeOutOfBand(this.deps.events.store, this.deps.db, ours, version, stripped);
+    if (!(await isResident(this.deps.db, roomId))) await storeOutOfBand(this.deps.events.store, this.deps.db, ours, version, checked.kept);
     return { event: { ...signed, ...(unsigned !== undefined ? { unsigned } : {}) } as unknown as JsonObject };
   }
 }

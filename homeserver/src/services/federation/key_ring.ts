@@ -67,6 +67,12 @@ export interface KeyRingOptions {
   maxBackoffMs?: number;
   /** No refetch of a server's keys within this long of the last successful fetch. Default 30 s. */
   minRefetchIntervalMs?: number;
+  /**
+   * How long a stored key read from `server_keys` is reused in this process without reading it
+   * again (0: always read). Default 60 s. A key another process marks expired is noticed after
+   * at most this long; keys this process stores replace the cached ones at once.
+   */
+  storedKeyCacheMs?: number;
 }
 
 export type FetchSource = 'direct' | 'notary';
@@ -88,6 +94,8 @@ export class KeyRing {
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly failures = new BoundedMap<string, { count: number; retryAt: number }>(TRACKED_SERVERS);
   private readonly lastFetched = new BoundedMap<string, number>(TRACKED_SERVERS);
+  /** `server_keys` rows read recently, by "server key_id": a big join verifies thousands of events with one key. */
+  private readonly stored = new BoundedMap<string, { key: serverKeys.StoredServerKey; readAt: number }>(TRACKED_SERVERS);
 
   constructor(private readonly opts: KeyRingOptions) {
     this.now = opts.now ?? Date.now;
@@ -102,12 +110,25 @@ export class KeyRing {
     if (serverName === this.opts.ownKey.serverName) {
       return keyId === this.opts.ownKey.keyId ? { serverName, keyId, publicKey: this.opts.ownKey.publicKeyBase64, validUntilTs: Infinity } : null;
     }
-    const cached = await serverKeys.getServerKey(this.opts.db, serverName, keyId);
+    const cached = await this.storedKey(serverName, keyId, true);
     const usable = cached && this.usable(cached, lookup);
     if (usable) return usable;
     await this.refresh(serverName);
-    const fresh = await serverKeys.getServerKey(this.opts.db, serverName, keyId);
+    const fresh = await this.storedKey(serverName, keyId, false);
     return (fresh && this.usable(fresh, lookup)) || null;
+  }
+
+  /** A `server_keys` row, from the short-lived memo when `memo` and fresh enough. */
+  private async storedKey(serverName: string, keyId: string, memo: boolean): Promise<serverKeys.StoredServerKey | null> {
+    const ttl = this.opts.storedKeyCacheMs ?? 60_000;
+    const id = `${serverName} ${keyId}`;
+    const hit = this.stored.get(id);
+    const now = this.now();
+    if (memo && hit && now - hit.readAt < ttl) return hit.key;
+    const key = await serverKeys.getServerKey(this.opts.db, serverName, keyId);
+    if (key && ttl > 0) this.stored.set(id, { key, readAt: now });
+    else this.stored.delete(id);
+    return key;
   }
 
   /**
@@ -151,10 +172,16 @@ export class KeyRing {
     if (serverName === undefined) {
       this.failures.clear();
       this.lastFetched.clear();
+      this.stored.clear();
     } else {
       this.failures.delete(serverName);
       this.lastFetched.delete(serverName);
+      this.forgetStored(serverName);
     }
+  }
+
+  private forgetStored(serverName: string): void {
+    for (const id of [...this.stored.keys()]) if (id.startsWith(`${serverName} `)) this.stored.delete(id);
   }
 
   /** GET /_matrix/key/v2/server on the server itself; the verified response (not stored). */
@@ -231,6 +258,7 @@ export class KeyRing {
       responseJson: r.originSignedJson,
       keys: [...r.verifyKeys.map((k) => ({ ...k, expiredTs: null })), ...r.oldVerifyKeys],
     });
+    this.forgetStored(r.serverName);
   }
 
   /** Notaries first when configured (as Synapse does), then the server itself. */

@@ -1,18 +1,21 @@
 /**
  * Routes membership changes about rooms this server is not in (or users of other servers) over
  * federation: MembershipService calls these hooks first and does the local write only when they
- * answer "not mine" (undefined / false).
+ * answer "not mine" (undefined / false). `joinThroughResident` is its fallback for restricted
+ * rooms we are in but cannot vouch for.
  */
 import type { Database } from '../../storage/db.js';
 import { notFound } from '../../core/errors.js';
 import * as stateStore from '../../storage/state.js';
 import * as aliases from '../../storage/aliases.js';
 import * as events from '../../storage/events.js';
+import * as fed from '../../storage/federated_events.js';
 import { domainOf } from '../rooms/power_levels.js';
 import { parseRoomAlias } from '../rooms/directory.js';
 import type { RemoteMembership } from '../rooms/membership.js';
 import type { RemoteQueries } from './remote_queries.js';
 import { isResident } from './membership_templates.js';
+import { UnableToGrantJoin } from '../rooms/restricted.js';
 import type { JoinService } from './joins.js';
 import type { InviteService } from './invites.js';
 
@@ -56,6 +59,21 @@ export class FederatedMembership implements RemoteMembership {
     if (!t) return undefined;
     await this.deps.joins.joinRemote(userId, t.roomId, [...new Set([...(await this.inviterServers(t.roomId, userId)), ...t.servers])], reason);
     return t.roomId;
+  }
+
+  /**
+   * A restricted room we are in, whose join rules admit the user (from our view), but none of our
+   * members there may invite: like Synapse, join through a server in the room that can vouch — the
+   * room id's server first, then the other servers with joined members (joins.ts).
+   */
+  async joinThroughResident(userId: string, roomId: string, reason: string | undefined): Promise<void> {
+    const joined = (await fed.joinedServers(this.deps.db, roomId)).filter((s) => s !== this.deps.serverName).sort();
+    const i = roomId.indexOf(':');
+    const home = i > 0 ? roomId.slice(i + 1) : undefined;
+    const servers = home !== undefined && joined.includes(home) ? [home, ...joined.filter((s) => s !== home)] : joined;
+    // Nobody else to ask: the refusal stands as it was.
+    if (servers.length === 0) throw new UnableToGrantJoin(roomId);
+    await this.deps.joins.joinThroughResident(userId, roomId, servers, reason);
   }
 
   async knock(userId: string, idOrAlias: string, reason: string | undefined, via: string[]): Promise<string | undefined> {

@@ -4,7 +4,11 @@
  * server ACL and that the asking server may see the room — it has a joined member now, or (for
  * single events) the event is world-readable. Then history visibility per event
  * (server_visibility.ts): events the server may not see are served redacted, and the state at them
- * is refused.
+ * is refused. Events of erased users (deactivated with `erase: true`) go out redacted to every
+ * server from every read (`pdus`), as the client API shows them to later joiners: the redaction
+ * algorithm keeps hashes and signatures, so receivers still verify them (and store them redacted).
+ * Likewise every redacted event (one whose redaction applied) goes out in its redacted form only:
+ * storage keeps the original JSON and applies the redaction on read, as for clients.
  */
 import type { Database, Sql } from '../../storage/db.js';
 import { forbidden, notFound } from '../../core/errors.js';
@@ -17,6 +21,16 @@ import { loadState } from '../rooms/state_loader.js';
 import { roomAclAllows } from './acl.js';
 import { isSupportedRoomVersion, redact } from '../rooms/event_format.js';
 import { visibleToServer } from './server_visibility.js';
+import { erasedAmong } from '../../storage/openid_erasure.js';
+import type { RoomVersionId } from '../rooms/pdu.js';
+
+/** A stored PDU as read for serving; `redacted`: a redaction of it applies. */
+interface Loaded {
+  id: string;
+  roomId: string;
+  pdu: JsonObject;
+  redacted: boolean;
+}
 
 export class FederationRoomReads {
   constructor(private readonly deps: { db: Database; serverName: string; maxBackfill: number }) {}
@@ -29,25 +43,48 @@ export class FederationRoomReads {
     if (opts.requireJoined && !(await fed.joinedServers(db, roomId)).includes(origin)) throw forbidden('Your server is not in this room');
   }
 
-  /** The stored PDUs (exact JSON), in the given order. */
+  /**
+   * The stored PDUs (exact JSON) as any server may have them, in the given order: redacted ones and
+   * those of erased senders in their redacted form. Every read that serves PDUs goes through here (also the send_join answer).
+   */
   async pdus(sql: Sql, ids: string[]): Promise<JsonObject[]> {
-    const got = await fed.getEventJson(sql, ids);
-    return ids.map((id) => got.get(id)).filter((x): x is NonNullable<typeof x> => !!x).map((g) => parseStrictJson(g.json) as JsonObject);
+    return this.served(sql, await this.load(sql, ids), () => Promise.resolve(false));
   }
 
-  /** The PDUs as `origin` may see them: redacted where history visibility hides them from it. */
+  /** The PDUs as `origin` may see them: also redacted where history visibility hides them from it. */
   async pdusForServer(sql: Sql, origin: string, roomId: string, ids: string[]): Promise<JsonObject[]> {
-    const v = await fed.roomExists(sql, roomId);
-    const version = v !== undefined && isSupportedRoomVersion(v) ? v : undefined;
+    const list = (await this.load(sql, ids)).filter((x) => x.roomId === roomId);
+    return this.served(sql, list, async (id) => !(await this.visibleTo(sql, origin, id)));
+  }
+
+  private async load(sql: Sql, ids: string[]): Promise<Loaded[]> {
     const got = await fed.getEventJson(sql, ids);
-    const out: JsonObject[] = [];
+    const out: Loaded[] = [];
+    // Room versions 3+ carry no event_id in the PDU: the id comes from the list.
     for (const id of ids) {
       const g = got.get(id);
-      if (!g) continue;
-      const pdu = parseStrictJson(g.json) as JsonObject;
-      // Room versions 3+ carry no event_id in the PDU: the id comes from the list.
-      const visible = await this.visibleTo(sql, origin, id);
-      out.push(visible || version === undefined ? pdu : (redact(pdu, version) as JsonObject));
+      if (g) out.push({ id, roomId: g.roomId, pdu: parseStrictJson(g.json) as JsonObject, redacted: g.redactedBy !== null });
+    }
+    return out;
+  }
+
+  /**
+   * Redacts (per the room's version) the PDUs that were redacted (we keep the original JSON and
+   * mark `redacted_by` only once the redaction applies: auth_rules.redactionApplies), those of
+   * erased senders, and those `hidden` says to.
+   */
+  private async served(sql: Sql, list: Loaded[], hidden: (id: string) => Promise<boolean>): Promise<JsonObject[]> {
+    const erased = await erasedAmong(sql, [...new Set(list.map((x) => x.pdu.sender).filter((s): s is string => typeof s === 'string'))]);
+    const versions = new Map<string, RoomVersionId | undefined>();
+    const out: JsonObject[] = [];
+    for (const { id, roomId, pdu, redacted: wasRedacted } of list) {
+      if (!versions.has(roomId)) {
+        const v = await fed.roomExists(sql, roomId);
+        versions.set(roomId, isSupportedRoomVersion(v) ? v : undefined);
+      }
+      const version = versions.get(roomId);
+      const redacted = version !== undefined && (wasRedacted || erased.has(pdu.sender as string) || (await hidden(id)));
+      out.push(redacted ? (redact(pdu, version) as JsonObject) : pdu);
     }
     return out;
   }

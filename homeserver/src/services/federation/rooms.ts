@@ -16,6 +16,8 @@ import { JoinService } from './joins.js';
 import { InviteService } from './invites.js';
 import { BackfillService } from './backfill.js';
 import { RemoteQueries } from './remote_queries.js';
+import { FederationHierarchy } from './hierarchy.js';
+import { FederationTimestamps } from './timestamp_to_event.js';
 import type { AppendHook } from '../rooms/timeline.js';
 
 export interface FederationRoomServices {
@@ -27,6 +29,10 @@ export interface FederationRoomServices {
   invites: InviteService;
   backfill: BackfillService;
   queries: RemoteQueries;
+  /** Space hierarchy: federation `/hierarchy`, served and asked (hierarchy.ts). */
+  hierarchy: FederationHierarchy;
+  /** `timestamp_to_event`, served and asked (timestamp_to_event.ts). */
+  timestamps: FederationTimestamps;
 }
 
 export function createFederationRoomServices(deps: {
@@ -46,6 +52,7 @@ export function createFederationRoomServices(deps: {
   const events = new FederationEventHandler({ db, client: federation.client, keyRing: federation.keyRing, store, serverName, logger, limits });
   const outbox = () => federation.outbox;
   const reads = new FederationRoomReads({ db, serverName, maxBackfill: limits.backfill });
+  const backfill = new BackfillService({ db, serverName, client: federation.client, events, logger, limit: limits.backfill });
   return {
     store,
     events,
@@ -54,6 +61,14 @@ export function createFederationRoomServices(deps: {
     joins: new JoinService({ db, serverName, client: federation.client, events, reads, signer: deps.signer, outbox, logger }),
     invites: new InviteService({ db, serverName, client: federation.client, keyRing: federation.keyRing, events, signer: deps.signer, outbox, logger }),
     queries: new RemoteQueries({ client: federation.client }),
-    backfill: new BackfillService({ db, serverName, client: federation.client, events, logger, limit: limits.backfill }),
+    backfill,
+    hierarchy: new FederationHierarchy({
+      db,
+      serverName,
+      client: federation.client,
+      logger,
+      limits: { cacheMs: limits.hierarchyCacheMs, cacheEntries: limits.hierarchyCacheEntries, maxRequests: limits.hierarchyMaxRequests, maxChildren: limits.hierarchyMaxChildren },
+    }),
+    timestamps: new FederationTimestamps({ db, serverName, client: federation.client, events, reads, backfill, logger, maxServers: limits.timestampMaxServers, backfillLimit: limits.backfill }),
   };
 }

@@ -19,7 +19,10 @@ function serverOf(userId: string | undefined): string | undefined {
   return userId === undefined ? undefined : parseUserId(userId)?.serverName;
 }
 
-/** The stored PDUs' content, by id (rejected ones left out). */
+/**
+ * The stored PDUs' content, by id (rejected ones left out). Read whole even when redacted: the
+ * keys used here (`history_visibility`, `membership`) are ones every room version's redaction keeps.
+ */
 async function contents(sql: Sql, ids: string[]): Promise<Map<string, Record<string, unknown>>> {
   const got = await fed.getEventJson(sql, ids);
   const out = new Map<string, Record<string, unknown>>();

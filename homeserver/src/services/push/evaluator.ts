@@ -11,6 +11,15 @@ import * as accountData from '../../storage/account_data.js';
 
 /** How many relation hops lead to a thread root at most (the spec recommends 3). */
 const THREAD_HOPS = 3;
+/** Membership changes applied to a cached room at most; more, and its members are read again. */
+const MAX_MEMBER_DELTAS = 100;
+
+/** A room's joined member count and its joined members with an account here (user → member event). */
+interface CachedRoom {
+  membershipVersion: number;
+  count: number;
+  locals: Map<string, string>;
+}
 
 /**
  * Runs every local member's push rules on each new room event, inside the event's write
@@ -24,37 +33,46 @@ const THREAD_HOPS = 3;
 export class PushEvaluator {
   /** Compiled rules per user with the rules version they were compiled at (oldest-first LRU). */
   private readonly cache = new Map<string, { version: number; rules: CompiledRules }>();
+  /**
+   * Per room: the joined member count and the joined members with an account here, valid while
+   * the room's membership version (push_actions.activeLocalsNow) is the one they were read at.
+   * The version is read in the event's transaction, under the stream lock, so a membership change
+   * committed by any process (or earlier in this transaction) is seen; oldest-first LRU.
+   */
+  private readonly rooms = new Map<string, CachedRoom>();
 
-  constructor(private readonly deps: { pushRules: PushRuleService; maxCachedUsers: number }) {}
+  constructor(private readonly deps: { pushRules: PushRuleService; maxCachedUsers: number; maxCachedRooms: number }) {}
 
   /** The append hook: evaluates `event` for the room's members and records their actions. */
   readonly onEvent = async (tx: Sql, event: RoomEvent, streamOrdering: number, version: RoomVersionId): Promise<void> => {
-    const members = await store.joinedMembersWithRuleVersions(tx, event.room_id);
-    let targets = members.filter((m) => m.local && m.userId !== event.sender).map((m) => ({ ...m, memberEventId: m.memberEventId as string | undefined }));
+    const { memberCount, locals, ignoring, createJson, powerLevelsJson } = await this.localMembers(tx, event.room_id, event.sender);
+    // Users who ignore the sender get no notification for their events (as Synapse does).
+    const targets = locals.filter((m) => m.userId !== event.sender && !ignoring.has(m.userId)).map((m) => ({ ...m, memberEventId: m.memberEventId as string | undefined }));
     if (event.type === 'm.room.member' && event.content.membership === 'invite' && event.state_key && event.state_key !== event.sender) {
       const invitee = event.state_key;
       const v = targets.some((t) => t.userId === invitee) ? undefined : await store.localUserRuleVersion(tx, invitee);
-      if (v !== undefined) targets.push({ userId: invitee, local: true, version: v, memberEventId: undefined });
+      if (v !== undefined && !(await accountData.usersIgnoring(tx, [invitee], event.sender)).has(invitee)) targets.push({ userId: invitee, version: v, memberEventId: undefined });
     }
-    // Users who ignore the sender get no notification for their events (as Synapse does).
-    const ignoring = await accountData.usersIgnoring(tx, targets.map((t) => t.userId), event.sender);
-    if (ignoring.size > 0) targets = targets.filter((t) => !ignoring.has(t.userId));
     if (targets.length === 0) return;
 
-    const st = await events.currentStateEvents(tx, event.room_id, ['m.room.create', 'm.room.power_levels']);
-    const create = st.get('m.room.create')?.event;
-    const pl = st.get('m.room.power_levels')?.event;
+    // Read with the members (same round trip); a v12 create event's JSON has no room_id.
+    const asEvent = (json: string | undefined) => (json === undefined ? undefined : ({ room_id: event.room_id, ...JSON.parse(json) } as RoomEvent));
+    const create = asEvent(createJson);
+    const pl = asEvent(powerLevelsJson);
     const ctxBase: EvalContext = {
-      memberCount: members.length,
+      memberCount,
       senderPowerLevel: userPowerLevel(event.sender, pl, create, version),
       notificationLevels: parsePowerLevels(pl?.content).notifications,
     };
     const prepared = prepareEvent(event as unknown as Record<string, unknown>);
     const rows: store.PushUserAction[] = [];
-    for (const t of targets) {
-      const rules = await this.rulesOf(tx, t.userId, t.version);
+    const ruled: { t: (typeof targets)[number]; rules: CompiledRules }[] = [];
+    for (const t of targets) ruled.push({ t, rules: await this.rulesOf(tx, t.userId, t.version) });
+    // Display names come from the member events, read in one query for everyone who needs one.
+    const names = await displayNames(tx, ruled.filter((r) => r.rules.needsDisplayName).map((r) => r.t.memberEventId));
+    for (const { t, rules } of ruled) {
       let ctx = ctxBase;
-      if (rules.needsDisplayName) ctx = { ...ctxBase, displayName: await displayName(tx, t.memberEventId) };
+      if (rules.needsDisplayName) ctx = { ...ctxBase, displayName: t.memberEventId === undefined ? undefined : names.get(t.memberEventId) };
       const outcome = evaluate(rules, prepared, ctx);
       if (!outcome) continue;
       const flags = actionFlags(outcome.actions);
@@ -65,6 +83,69 @@ export class PushEvaluator {
     const where = { eventId: event.event_id, roomId: event.room_id, streamOrdering, threadId: await threadOf(tx, event), ts: event.origin_server_ts };
     await store.insertActions(tx, where, rows);
   };
+
+  /**
+   * The room's joined member count and its active local members with their rules versions: one
+   * query while the room's membership is unchanged (sublinear in the room: only local members are
+   * read), a reload after any membership change.
+   */
+  private async localMembers(
+    tx: Sql,
+    roomId: string,
+    sender: string,
+  ): Promise<{
+    memberCount: number;
+    locals: { userId: string; version: number; memberEventId: string }[];
+    ignoring: Set<string>;
+    createJson?: string;
+    powerLevelsJson?: string;
+  }> {
+    let cached = this.rooms.get(roomId);
+    let now = await store.activeLocalsNow(tx, roomId, cached ? [...cached.locals.keys()] : [], sender);
+    if (!cached || cached.membershipVersion !== now.membershipVersion) {
+      const before = cached ? new Set(cached.locals.keys()) : undefined;
+      cached = (cached && (await this.applyDeltas(tx, roomId, cached, now.membershipVersion))) ?? (await this.reload(tx, roomId, now.membershipVersion));
+      // Versions (and ignore lists) of members new to the cache.
+      if (!before || [...cached.locals.keys()].some((u) => !before.has(u))) now = await store.activeLocalsNow(tx, roomId, [...cached.locals.keys()], sender);
+    }
+    this.rooms.delete(roomId); // re-inserted: the map stays oldest-first
+    if (this.deps.maxCachedRooms > 0) this.rooms.set(roomId, cached);
+    if (this.rooms.size > this.deps.maxCachedRooms) this.rooms.delete(this.rooms.keys().next().value!);
+    const locals: { userId: string; version: number; memberEventId: string }[] = [];
+    for (const [userId, memberEventId] of cached.locals) {
+      const v = now.versions.get(userId);
+      if (v !== undefined) locals.push({ userId, memberEventId, version: v });
+    }
+    return { memberCount: cached.count, locals, ignoring: now.ignoring, createJson: now.createJson, powerLevelsJson: now.powerLevelsJson };
+  }
+
+  /** The room's members read in full (linear in the room), valid at `membershipVersion` (read before them). */
+  private async reload(tx: Sql, roomId: string, membershipVersion: number): Promise<CachedRoom> {
+    const { count, locals } = await store.joinedMembersForPush(tx, roomId);
+    return { membershipVersion, count, locals: new Map(locals.map((l) => [l.userId, l.memberEventId])) };
+  }
+
+  /**
+   * The cached members moved forward by the membership changes since they were read (a join in a
+   * big room costs its own rows, not the room's); undefined when the cache is no sound basis for
+   * them (see push_actions.memberDeltasSince) or too many changed: then the caller reloads.
+   */
+  private async applyDeltas(tx: Sql, roomId: string, cached: CachedRoom, target: number): Promise<CachedRoom | undefined> {
+    if (target < cached.membershipVersion) return undefined;
+    const { basis, changes } = await store.memberDeltasSince(tx, roomId, cached.membershipVersion, MAX_MEMBER_DELTAS);
+    if (!basis || changes.length === MAX_MEMBER_DELTAS || changes[changes.length - 1]?.streamOrdering !== target) return undefined;
+    const next: CachedRoom = { membershipVersion: target, count: cached.count, locals: new Map(cached.locals) };
+    for (const c of changes) {
+      const was = c.before === 'join';
+      const is = c.membership === 'join';
+      if (was && !is) next.count--;
+      if (!was && is) next.count++;
+      if (!c.local) continue;
+      if (is) next.locals.set(c.userId, c.eventId);
+      else next.locals.delete(c.userId);
+    }
+    return next;
+  }
 
   /** The user's compiled rules, recompiled when their rules version moved (a change in any process). */
   private async rulesOf(sql: Sql, userId: string, version: number): Promise<CompiledRules> {
@@ -88,11 +169,16 @@ export class PushEvaluator {
   }
 }
 
-async function displayName(sql: Sql, memberEventId: string | undefined): Promise<string | undefined> {
-  if (!memberEventId) return undefined;
-  const s = await events.getEvent(sql, memberEventId);
-  const name = s && !s.redactedBy ? s.event.content.displayname : undefined;
-  return typeof name === 'string' && name !== '' ? name : undefined;
+/** Display names by member event id (absent: none, empty, or the member event is redacted). */
+async function displayNames(sql: Sql, memberEventIds: (string | undefined)[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const ids = [...new Set(memberEventIds.filter((id): id is string => !!id))];
+  if (ids.length === 0) return out;
+  for (const [id, s] of await events.getEvents(sql, ids)) {
+    const name = !s.redactedBy ? s.event.content.displayname : undefined;
+    if (typeof name === 'string' && name !== '') out.set(id, name);
+  }
+  return out;
 }
 
 /**

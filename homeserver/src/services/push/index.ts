@@ -31,7 +31,7 @@ export function createPushServices(deps: {
   timeline: TimelineService;
   sync: SyncService;
 }): PushServices {
-  const evaluator = new PushEvaluator({ pushRules: deps.pushRules, maxCachedUsers: deps.config.ruleCacheUsers });
+  const evaluator = new PushEvaluator({ pushRules: deps.pushRules, maxCachedUsers: deps.config.ruleCacheUsers, maxCachedRooms: deps.config.memberCacheRooms });
   deps.timeline.addAppendHook(evaluator.onEvent);
   const notifications = new NotificationService({ db: deps.db, config: deps.config });
   deps.sync.addRoomDecorator(notifications);

@@ -17,6 +17,13 @@
  *
  * v10 → v11 differences in the rules: rule 1.4 (`creator` required) is gone in v11, and
  * rule 4.3.1 names the creator by the create event's sender instead of `content.creator`.
+ *
+ * v11 → v12 (rooms/v12.md): the create event has no `room_id` (new rule 1.2), every other
+ * event's room id must name an accepted create event (new rule 2), the create event is not
+ * in `auth_events` (rule 3.2; the callers add it to the auth state from the room id),
+ * `additional_creators` is checked (1.4), creators have an infinite level (power_levels.ts)
+ * and may not appear in power levels (10.4). The v12 spec inserts rule 2, so the rules below
+ * carry v11 numbers and v12 denials are renumbered (v12Reason).
  * v11's other changes (redaction algorithm, `redacts` moving into content) do not change
  * the rules: a redaction is authorised like any other event (rule 7), and whether it is
  * *applied* is "Handling redactions" — see `redactionApplies` below.
@@ -35,6 +42,7 @@ import {
   requiredPowerLevel,
   userPowerLevel,
 } from './power_levels.js';
+import { additionalCreatorsProblem, createEventIdOfRoom, creatorsInPowerLevelsProblem, roomCreators, roomIdForCreateEvent, roomIdIsCreateHash, v12Reason } from './room_v12.js';
 import {
   ALLOW,
   checkMemberEvent,
@@ -100,6 +108,16 @@ export function authEventTypesFor(event: EventDraft, _roomVersion: RoomVersionId
 }
 
 /**
+ * The keys whose current events go into a new event's `auth_events` list: the auth events
+ * selection of its room version. Room version 12 leaves the create event out (its room id
+ * names it); earlier versions list everything authEventTypesFor reads.
+ */
+export function authEventsSelection(event: EventDraft, roomVersion: RoomVersionId): StateKey[] {
+  const keys = authEventTypesFor(event, roomVersion);
+  return roomIdIsCreateHash(roomVersion) ? keys.filter((k) => k !== CREATE_KEY) : keys;
+}
+
+/**
  * Rules 2.1-2.5 on the event's own `auth_events`. `fetchEvent` must return the auth events
  * (rejected ones included — rule 2.3 needs to see them); a missing one fails the check,
  * since the event cannot be authorised without it. Create events have no auth events to
@@ -111,8 +129,26 @@ export function checkAuthEvents(
   roomVersion: RoomVersionId,
   isRejected: (eventId: string) => boolean = () => false,
 ): AuthResult {
+  return v12Reason(checkAuthEventsList(event, fetchEvent, roomVersion, isRejected), roomVersion);
+}
+
+function checkAuthEventsList(
+  event: RoomEvent,
+  fetchEvent: (eventId: string) => RoomEvent | undefined,
+  roomVersion: RoomVersionId,
+  isRejected: (eventId: string) => boolean,
+): AuthResult {
   if (event.type === 'm.room.create') return ALLOW;
-  const expected = new Set(authEventTypesFor(event, roomVersion));
+  const v12 = roomIdIsCreateHash(roomVersion);
+  if (v12) {
+    // v12 rule 2: the room id must name an accepted create event.
+    const create = fetchEvent(createEventIdOfRoom(event.room_id));
+    if (!create || create.type !== 'm.room.create' || create.state_key !== '') {
+      return deny('v12:rule 2: the room id does not name an available m.room.create event');
+    }
+    if (isRejected(create.event_id)) return deny('v12:rule 2: the m.room.create event the room id names was rejected');
+  }
+  const expected = new Set(authEventsSelection(event, roomVersion));
   const seen = new Set<StateKey>();
   for (const id of event.auth_events) {
     const authEvent = fetchEvent(id);
@@ -125,7 +161,7 @@ export function checkAuthEvents(
     if (isRejected(id)) return deny(`rule 2.3: auth event ${id} was rejected`);
     seen.add(key);
   }
-  if (!seen.has(CREATE_KEY)) return deny('rule 2.4: no m.room.create among the auth events');
+  if (!v12 && !seen.has(CREATE_KEY)) return deny('rule 2.4: no m.room.create among the auth events');
   return ALLOW;
 }
 
@@ -144,6 +180,8 @@ export function checkAuthAgainstAuthEvents(
       const e = fetchEvent(id) as RoomEvent; // present: checkAuthEvents verified it
       state.set(stateKey(e.type, e.state_key as string), e);
     }
+    // v12: the create event is implied by the room id (checkAuthEvents found it).
+    if (roomIdIsCreateHash(roomVersion)) state.set(CREATE_KEY, fetchEvent(createEventIdOfRoom(event.room_id)) as RoomEvent);
   }
   return checkAuth(event, state, roomVersion, options);
 }
@@ -159,6 +197,15 @@ export function checkAuth(
   roomVersion: RoomVersionId,
   options: AuthOptions = {},
 ): AuthResult {
+  return v12Reason(checkAuthRules(event, authState, roomVersion, options), roomVersion);
+}
+
+function checkAuthRules(
+  event: RoomEvent,
+  authState: AuthState,
+  roomVersion: RoomVersionId,
+  options: AuthOptions,
+): AuthResult {
   if (!SUPPORTED_ROOM_VERSIONS.includes(roomVersion)) {
     return deny(`room version ${String(roomVersion)} is not supported`);
   }
@@ -168,7 +215,15 @@ export function checkAuth(
   // whole room state costs nothing extra). Each entry must also sit under its own key;
   // anything else is a caller bug that would make the rules read the wrong event.
   const create = authState.get(CREATE_KEY);
-  if (!create) return deny('rule 2.4: no m.room.create event in the auth state');
+  if (!create) {
+    if (roomIdIsCreateHash(roomVersion)) return deny('v12:rule 2: no m.room.create event for the room id in the auth state');
+    return deny('rule 2.4: no m.room.create event in the auth state');
+  }
+  // v12 rule 2: the room id is the create event's id (with `!`); a create event of another
+  // room, or a room id derived some other way, fails here.
+  if (roomIdIsCreateHash(roomVersion) && create.event_id !== createEventIdOfRoom(event.room_id)) {
+    return deny('v12:rule 2: the room id is not the m.room.create event id');
+  }
   for (const key of authEventTypesFor(event, roomVersion)) {
     const e = authState.get(key);
     if (!e) continue;
@@ -215,17 +270,29 @@ export function checkAuth(
   }
 
   // 9
-  if (event.type === 'm.room.power_levels') return checkPowerLevels(event, plEvent, senderLevel);
+  if (event.type === 'm.room.power_levels') {
+    // 10.4 (v12): creators are not listed in power levels.
+    const creatorsListed = creatorsInPowerLevelsProblem(event.content, roomCreators(create, roomVersion));
+    const shape = powerLevelsContentProblem(event.content);
+    if (!shape && creatorsListed) return deny(`v12:${creatorsListed}`);
+    return checkPowerLevels(event, plEvent, senderLevel);
+  }
 
   return ALLOW; // 10
 }
 
-/** Rule 1 (v11 drops 1.4). */
+/** Rule 1 (v11 drops 1.4; v12 replaces 1.2 and adds `additional_creators` as 1.4). */
 function checkCreate(event: RoomEvent, roomVersion: RoomVersionId): AuthResult {
   if (event.prev_events.length > 0) return deny('rule 1.1: m.room.create has prev_events'); // 1.1
-  const roomDomain = domainOf(event.room_id);
-  if (roomDomain === undefined || roomDomain !== domainOf(event.sender)) {
-    return deny('rule 1.2: room_id domain does not match the sender domain'); // 1.2
+  if (roomIdIsCreateHash(roomVersion)) {
+    // v12 1.2: no room_id. In memory the id is attached as `!` + the event's hash; a room_id
+    // that came with the event is part of that hash, so can never equal it.
+    if (event.room_id !== roomIdForCreateEvent(event.event_id)) return deny('v12:rule 1.2: m.room.create has a room_id');
+  } else {
+    const roomDomain = domainOf(event.room_id);
+    if (roomDomain === undefined || roomDomain !== domainOf(event.sender)) {
+      return deny('rule 1.2: room_id domain does not match the sender domain'); // 1.2
+    }
   }
   // 1.3: "recognised" = a version this server implements.
   const declared = ownGet(event.content, 'room_version');
@@ -236,6 +303,10 @@ function checkCreate(event: RoomEvent, roomVersion: RoomVersionId): AuthResult {
   // applying v10/v11 rules to a create event declaring anything else is a caller error.
   if ((declared ?? '1') !== roomVersion) {
     return deny(`m.room.create declares room version ${JSON.stringify(declared ?? '1')}, not ${roomVersion}`);
+  }
+  if (roomIdIsCreateHash(roomVersion)) {
+    const problem = additionalCreatorsProblem(event.content); // v12 1.4
+    if (problem) return deny(`v12:${problem}`);
   }
   // 1.4 (v10 only): content.creator must be present.
   if (roomVersion === '10' && !Object.hasOwn(event.content, 'creator')) {
@@ -298,7 +369,7 @@ function checkPowerLevels(event: RoomEvent, current: RoomEvent | undefined, send
  */
 export function redactsOf(event: RoomEvent, roomVersion: RoomVersionId): string | undefined {
   if (event.type !== 'm.room.redaction') return undefined;
-  const target = roomVersion === '10' ? event.redacts : ownGet(event.content, 'redacts');
+  const target = roomVersion === '10' ? event.redacts : ownGet(event.content, 'redacts'); // v11+: in content
   return typeof target === 'string' ? target : undefined;
 }
 

@@ -1,7 +1,8 @@
 /**
- * Event hashing, ids, redaction, signing and format checks for room versions 10 and 11
- * (spec: server-server API "Signing Events"; rooms/v10, rooms/v11; fragments v9-redactions,
- * v11-redactions, v4-event-ids; client-server API "Size limits").
+ * Event hashing, ids, redaction, signing and format checks for room versions 10, 11 and 12
+ * (spec: server-server API "Signing Events"; rooms/v10, rooms/v11, rooms/v12; fragments
+ * v9-redactions, v11-redactions, v4-event-ids, v12-event-format; client-server API "Size limits").
+ * Room version 12 redacts, hashes and signs as v11 does; only room ids and the create event change.
  *
  * All functions take plain JSON objects (a Pdu or anything shaped like one) and never modify
  * their input: the exact JSON that was hashed and signed is what must be stored and sent.
@@ -18,6 +19,7 @@ import {
   type Signatures,
 } from '../../core/signing.js';
 import { SUPPORTED_ROOM_VERSIONS, type RoomVersionId } from './pdu.js';
+import { isImpliedRoomCreate, roomIdIsCreateHash } from './room_v12.js';
 export { SUPPORTED_ROOM_VERSIONS };
 
 type Json = Record<string, unknown>;
@@ -77,7 +79,7 @@ const pick = (obj: Json, keys: Iterable<string>): Json => {
  */
 export function redact<T extends object>(event: T, roomVersion: RoomVersionId): Json {
   const ev = event as Json;
-  const v11 = roomVersion === '11';
+  const v11 = roomVersion !== '10'; // v12 keeps v11's algorithm
   const top = v11 ? TOP_LEVEL_V11 : TOP_LEVEL_V10;
   const out: Json = {};
   for (const k of Object.keys(ev)) if (top.has(k)) out[k] = ev[k];
@@ -223,13 +225,13 @@ export function checkEventSize(pdu: object): void {
   }
 }
 
-function idField(ev: Json, key: string, sigil: string, required: boolean): void {
+function idField(ev: Json, key: string, sigil: string, required: boolean, serverName = sigil !== '$'): void {
   const v = ev[key];
   if (v === undefined && !required) return;
   if (typeof v !== 'string') throw new EventFormatError(`'${key}' must be a string`);
   if (bytes(v) > MAX_ID_BYTES) throw new EventFormatError(`'${key}' exceeds ${MAX_ID_BYTES} bytes`, 'M_TOO_LARGE');
   if (!v.startsWith(sigil)) throw new EventFormatError(`'${key}' must start with '${sigil}'`);
-  if (sigil !== '$' && !v.includes(':')) throw new EventFormatError(`'${key}' must contain a server name`);
+  if (serverName && !v.includes(':')) throw new EventFormatError(`'${key}' must contain a server name`);
 }
 
 function eventIdList(ev: Json, key: string, max: number): void {
@@ -244,7 +246,7 @@ function eventIdList(ev: Json, key: string, max: number): void {
 }
 
 /**
- * Checks the structure of a room version 10/11 PDU (schemas pdu_v6 / pdu_v11, pdu_base) and
+ * Checks the structure of a room version 10/11/12 PDU (schemas pdu_v6 / pdu_v11 / pdu_v12, pdu_base) and
  * the per-key size limits; throws EventFormatError on the first problem. Integer ranges are
  * already guaranteed when the JSON came through parseStrictJson; they are checked again for
  * locally built events.
@@ -261,7 +263,14 @@ export function checkEventShape(pdu: unknown, roomVersion: RoomVersionId): void 
     }
   }
   idField(ev, 'sender', '@', true);
-  idField(ev, 'room_id', '!', true);
+  if (roomIdIsCreateHash(roomVersion)) {
+    // v12: room ids are `!` + a hash (no server name); the create event has none at all (an
+    // event that has one anyway fails auth rule 1.2, so it is kept to be rejected there).
+    const isCreate = isImpliedRoomCreate({ type: ev.type, state_key: ev.state_key as string | undefined }, roomVersion);
+    idField(ev, 'room_id', '!', !isCreate, false);
+  } else {
+    idField(ev, 'room_id', '!', true);
+  }
   idField(ev, 'event_id', '$', false);
   if (!isObject(ev.content)) throw new EventFormatError("'content' must be an object");
   if (!Number.isSafeInteger(ev.origin_server_ts)) throw new EventFormatError("'origin_server_ts' must be an integer");
@@ -279,7 +288,7 @@ export function checkEventShape(pdu: unknown, roomVersion: RoomVersionId): void 
   eventIdList(ev, 'prev_events', MAX_PREV_EVENTS);
   // pdu_v6 defines a top-level `redacts`; v11 moved it into content (v11-event-format).
   if (roomVersion === '10' && ev.redacts !== undefined) idField(ev, 'redacts', '$', false);
-  if (roomVersion === '11' && ev.type === 'm.room.redaction' && ev.content.redacts !== undefined) {
+  if (roomVersion !== '10' && ev.type === 'm.room.redaction' && ev.content.redacts !== undefined) {
     if (typeof ev.content.redacts !== 'string') throw new EventFormatError("'content.redacts' must be a string");
   }
 }

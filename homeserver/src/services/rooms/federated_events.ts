@@ -27,6 +27,7 @@ import { STREAM_LOCK, type AppendHook } from './timeline.js';
 import { forgetRelationOnRedaction, recordRelation } from './relations.js';
 import { forgetSearchOnRedaction, indexForSearch } from '../search.js';
 import { loadRuleEvents, loadState, resolveStored, sameState, writeState } from './state_loader.js';
+import { THIRD_PARTY_AUTH } from '../identity/signed.js'; // auth rule 4.4.1.7's signature check
 
 export interface VerifiedEvent {
   event: RoomEvent;
@@ -56,6 +57,11 @@ export interface TimelineCandidate extends VerifiedEvent {
 }
 
 export type PersistOutcome = 'timeline' | 'soft_failed' | 'rejected' | 'duplicate';
+
+/** The current state entries persistLinear reads (auth keys, power levels, create, the event's own key), loaded by persistContext. */
+const linearKeys = (ev: RoomEvent, version: RoomVersionId): StateKey[] => [
+  ...new Set([...authEventTypesFor(ev, version), POWER_LEVELS_KEY, CREATE_KEY, ...(ev.state_key !== undefined ? [stateKey(ev.type, ev.state_key)] : [])]),
+];
 
 const splitKey = (k: StateKey): [string, string] => {
   const i = k.indexOf('\u0000');
@@ -88,18 +94,8 @@ export class FederatedEventStore {
 
   /** Outliers: events known without their place in the graph (auth chains, state). No stream position. */
   async storeOutliers(sql: Sql, list: OutlierEvent[]): Promise<void> {
-    for (const o of list) {
-      await fed.upsertFederatedEvent(sql, {
-        event: o.event,
-        json: o.json,
-        streamOrdering: null,
-        stateAfter: null,
-        replacesState: null,
-        outlier: true,
-        rejectedReason: o.rejectedReason ?? null,
-        softFailed: false,
-      });
-    }
+    // Batched (a join brings the whole state and auth chain): a few statements per thousand events.
+    await fed.insertOutliers(sql, list.map((o) => ({ event: o.event, json: o.json, rejectedReason: o.rejectedReason ?? null })));
   }
 
   /** Persists one event in its place in the graph (see the file comment). */
@@ -109,13 +105,14 @@ export class FederatedEventStore {
 
   async persistIn(tx: Sql, changes: Changes, c: TimelineCandidate): Promise<PersistOutcome> {
     const ev = c.event;
-    const known = (await fed.knownEvents(tx, [ev.event_id])).get(ev.event_id);
-    if (known && !known.outlier) return 'duplicate';
+    // One round trip for what the checks below read (the per-PDU path of /send counts them).
+    const room = await fed.persistContext(tx, ev.event_id, ev.room_id, linearKeys(ev, c.version));
+    if (room.known && !room.known.outlier) return 'duplicate';
     if (c.stateBefore !== undefined) return this.persistFull(tx, changes, { ...c, stateBefore: c.stateBefore });
     if (c.beforeSnapshot === undefined) throw new Error('persistIn: the state before the event is missing');
     const beforeSnap = c.beforeSnapshot;
     if (c.rejectedReason !== undefined) return this.reject(tx, c, beforeSnap);
-    if (await this.extendsCurrent(tx, ev, beforeSnap)) return this.persistLinear(tx, changes, c, beforeSnap);
+    if (this.extendsCurrent(ev, beforeSnap, room)) return this.persistLinear(tx, changes, c, beforeSnap, room.current);
     // A fork (or a current state that is not the prev event's): the full path, over whole maps.
     const stateBefore = await loadState(tx, beforeSnap);
     return this.persistFull(tx, changes, { ...c, stateBefore, base: { snapshot: beforeSnap, map: stateBefore } });
@@ -133,11 +130,10 @@ export class FederatedEventStore {
    * and the current state is that event's state (the same snapshot). Then the current state equals
    * the state before the event, and nothing needs resolving.
    */
-  private async extendsCurrent(tx: Sql, ev: RoomEvent, beforeSnap: number): Promise<boolean> {
+  private extendsCurrent(ev: RoomEvent, beforeSnap: number, room: { extremities: string[]; latestSnapshot: number | null }): boolean {
     if (ev.prev_events.length !== 1) return false;
-    const extremities = await fed.forwardExtremityIds(tx, ev.room_id);
-    if (extremities.length !== 1 || extremities[0] !== ev.prev_events[0]) return false;
-    return (await fed.latestStateSnapshot(tx, ev.room_id)) === beforeSnap;
+    if (room.extremities.length !== 1 || room.extremities[0] !== ev.prev_events[0]) return false;
+    return room.latestSnapshot === beforeSnap;
   }
 
   /** Soft failure (spec: "Soft failure"): the verdict of the auth rules against the current state (`current` needs only the auth keys). */
@@ -146,7 +142,7 @@ export class FederatedEventStore {
     const { events: authEvents, rejected } = await loadRuleEvents(tx, wanted, version);
     const authState = new Map<StateKey, RoomEvent>();
     for (const e of authEvents.values()) if (!rejected.has(e.event_id) && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
-    const verdict = checkAuth(ev, authState, version);
+    const verdict = checkAuth(ev, authState, version, THIRD_PARTY_AUTH);
     if (verdict.allowed) return undefined;
     this.deps.logger.info({ eventId: ev.event_id, roomId: ev.room_id, reason: verdict.reason }, 'soft-failed a remote event');
     return verdict.reason;
@@ -162,16 +158,13 @@ export class FederatedEventStore {
    * The common case (extendsCurrent): costs the auth events and the event's own key, not the
    * room's state — the state after is a one-entry delta, current state rows are read by key.
    */
-  private async persistLinear(tx: Sql, changes: Changes, c: TimelineCandidate, beforeSnap: number): Promise<PersistOutcome> {
+  private async persistLinear(tx: Sql, changes: Changes, c: TimelineCandidate, beforeSnap: number, current: StateMap): Promise<PersistOutcome> {
     const ev = c.event;
     const roomId = ev.room_id;
     const ownKey = ev.state_key !== undefined ? stateKey(ev.type, ev.state_key) : undefined;
     const afterSnap = ownKey ? await stateStore.writeSnapshot(tx, roomId, beforeSnap, new Map([[ownKey, ev.event_id]])) : beforeSnap;
-    const keys = [...authEventTypesFor(ev, c.version), POWER_LEVELS_KEY, CREATE_KEY, ...(ownKey ? [ownKey] : [])];
-    const current = await stateStore.getCurrentStateEntries(tx, roomId, keys);
-    if (!c.noSoftFail && (current.size > 0 || (await stateStore.hasCurrentState(tx, roomId)))) {
-      if ((await this.softFailure(tx, ev, c.version, current)) !== undefined) return this.storeSoftFailed(tx, c, beforeSnap, afterSnap);
-    }
+    // No soft-fail check here: the current state *is* the state before the event (extendsCurrent),
+    // which the event already passed (a rejected one never gets here), so the verdict is the same.
     const currentOwn = ownKey ? current.get(ownKey) : undefined;
     const changed: [StateKey, string | undefined][] = ownKey && currentOwn !== ev.event_id ? [[ownKey, ev.event_id]] : [];
     // What a redaction is judged by: the state after it (power levels and create).
@@ -231,11 +224,16 @@ export class FederatedEventStore {
     const removedKeys = [...current.keys()].filter((k) => !newCurrent.has(k));
     const ownKey = isState ? stateKey(ev.type, ev.state_key!) : undefined;
 
-    const latest = await fed.latestStateSnapshot(tx, roomId);
+    // The event's own DAG state first when the current state equals it (always so after a merge):
+    // extendsCurrent compares snapshot ids, so the next event built on this one takes the fast
+    // path again. (Preferring the unchanged `latest` left a merged room on this path for good.)
     let currentSnap: number;
-    if (changedKeys.length === 0 && removedKeys.length === 0 && latest !== null) currentSnap = latest;
-    else if (sameState(newCurrent, dagAfter)) currentSnap = afterSnap;
-    else currentSnap = await writeState(tx, roomId, newCurrent, { snapshot: latest, map: current });
+    if (sameState(newCurrent, dagAfter)) currentSnap = afterSnap;
+    else {
+      const latest = await fed.latestStateSnapshot(tx, roomId);
+      if (changedKeys.length === 0 && removedKeys.length === 0 && latest !== null) currentSnap = latest;
+      else currentSnap = await writeState(tx, roomId, newCurrent, { snapshot: latest, map: current });
+    }
 
     const wins = ownKey !== undefined && newCurrent.get(ownKey) === ev.event_id && current.get(ownKey) !== ev.event_id;
     return this.commit(tx, changes, c, {
@@ -286,8 +284,8 @@ export class FederatedEventStore {
       stateAfter: p.currentSnap,
       rejectedReason: null,
       softFailed: false,
+      dag: { before: p.beforeSnap, after: p.afterSnap },
     });
-    await fed.setDagState(tx, ev.event_id, roomId, p.beforeSnap, p.afterSnap);
     await recordRelation(tx, ev, streamOrdering);
     await indexForSearch(tx, ev, streamOrdering);
     // As for local events, hooks see the room's current state before this event.
@@ -297,20 +295,21 @@ export class FederatedEventStore {
 
     // Current state follows the resolved state; membership changes in stream order.
     const memberEvents = await events.getEvents(tx, memberChanges.map(([, id]) => id).filter((x): x is string => !!x));
+    // Written in batches (a join changes every entry; one statement per row made big joins slow).
+    const sets: { type: string; stateKey: string; eventId: string; membership: string | null }[] = [];
+    const memberships: { streamOrdering: number; userId: string; membership: string; eventId: string }[] = [];
     let i = 0;
     for (const [k, id] of p.changed) {
       const [type, key] = splitKey(k);
       const membership = type === 'm.room.member' ? (id ? String(memberEvents.get(id)?.event.content.membership ?? 'leave') : 'leave') : null;
-      if (id) await stateStore.setCurrentState(tx, roomId, type, key, id, membership);
+      if (id) sets.push({ type, stateKey: key, eventId: id, membership });
       else await fed.deleteCurrentState(tx, roomId, type, key);
       if (membership === null) continue;
       const pos = k === p.ownKey && id === ev.event_id ? streamOrdering : extra[i++]!;
-      await events.insertMembershipChange(tx, { streamOrdering: pos, roomId, userId: key, membership, eventId: id ?? ev.event_id });
-      if (membership === 'join' || membership === 'invite' || membership === 'knock') {
-        await tx.query('delete from room_forgotten where user_id = ? and room_id = ?', [key, roomId]);
-      }
+      memberships.push({ streamOrdering: pos, userId: key, membership, eventId: id ?? ev.event_id });
       changes.users.add(key);
     }
+    await fed.applyCurrentStateChanges(tx, roomId, sets, memberships);
     changes.add(roomId, streamOrdering);
     return 'timeline';
   }

@@ -8,6 +8,7 @@ import * as events from '../../storage/events.js';
 import * as state from '../../storage/state.js';
 import * as users from '../../storage/users.js';
 import type { Appended, RoomWriter, TimelineService } from './timeline.js';
+import { authoriseLocalJoin, UnableToGrantJoin } from './restricted.js';
 
 export type MembershipAction = 'invite' | 'kick' | 'ban' | 'unban';
 
@@ -22,15 +23,14 @@ function sameJson(a: unknown, b: unknown): boolean {
   }
 }
 
-/** Third-party (3pid) invites need an identity server integration this server does not have. */
-export const thirdPartyInvitesUnsupported = () => forbidden('Third-party invites are not supported on this server');
-
 /** Membership changes that go over federation (services/federation/remote_membership.ts); undefined/false: a local write. */
 export interface RemoteMembership {
   join(userId: string, idOrAlias: string, reason: string | undefined, via: string[]): Promise<string | undefined>;
   knock(userId: string, idOrAlias: string, reason: string | undefined, via: string[]): Promise<string | undefined>;
   leave(userId: string, roomId: string, reason: string | undefined): Promise<boolean>;
   invite(sender: string, roomId: string, target: string, reason: string | undefined): Promise<boolean>;
+  /** A join of a restricted room we are in but cannot vouch for: through a server in it that can. */
+  joinThroughResident(userId: string, roomId: string, reason: string | undefined): Promise<void>;
 }
 
 /** Joins, invites, leaves, kicks, bans and knocks: membership events whose legality the auth rules decide. */
@@ -82,6 +82,14 @@ export class MembershipService {
   async join(userId: string, idOrAlias: string, reason?: string, via: string[] = []): Promise<string> {
     const remote = await this.remote?.join(userId, idOrAlias, reason, via);
     if (remote) return remote;
+    return this.localJoin(userId, idOrAlias, reason).catch(async (err: unknown) => {
+      if (!(err instanceof UnableToGrantJoin) || !this.remote) throw err;
+      await this.remote.joinThroughResident(userId, err.roomId, reason);
+      return err.roomId;
+    });
+  }
+
+  private async localJoin(userId: string, idOrAlias: string, reason?: string): Promise<string> {
     return this.deps.timeline.write(async (w) => {
       const roomId = await this.resolveRoom(w.tx, idOrAlias);
       await w.roomVersion(roomId).catch(() => {
@@ -89,7 +97,10 @@ export class MembershipService {
       });
       // Joining a room you are already in is a no-op that still answers with the room id.
       if ((await state.getMembership(w.tx, roomId, userId)) === 'join') return roomId;
-      await this.appendMember(w, roomId, userId, userId, await this.memberContent(w.tx, userId, 'join', reason));
+      const content = await this.memberContent(w.tx, userId, 'join', reason);
+      // Restricted rooms: one of our members who may invite vouches for the join (restricted.ts).
+      await authoriseLocalJoin(w.tx, this.deps.serverName, roomId, await w.roomVersion(roomId), userId, content);
+      await this.appendMember(w, roomId, userId, userId, content);
       return roomId;
     });
   }
@@ -174,7 +185,7 @@ export class MembershipService {
     if (typeof content.membership !== 'string' || !MEMBERSHIPS.includes(content.membership)) {
       throw badJson(`'membership' must be one of ${MEMBERSHIPS.join(', ')}`);
     }
-    if (content.third_party_invite !== undefined) throw thirdPartyInvitesUnsupported();
+    // A third_party_invite claim is judged by auth rule 4.4.1 (the identity server's signature, services/identity/signed.ts).
     return this.deps.timeline.write(async (w) => {
       await w.roomVersion(roomId);
       const current = (await events.currentStateEvents(w.tx, roomId, ['m.room.member'], target)).get('m.room.member');

@@ -1,11 +1,11 @@
 /**
- * Persistent data units (room events) as room versions 10 and 11 define them
- * (spec: rooms/v10.md, rooms/v11.md, server-server API "PDUs").
+ * Persistent data units (room events) as room versions 10, 11 and 12 define them
+ * (spec: rooms/v10.md, rooms/v11.md, rooms/v12.md, server-server API "PDUs").
  */
-export type RoomVersionId = '10' | '11';
+export type RoomVersionId = '10' | '11' | '12';
 
 /** The room versions this server implements (events, auth rules, redaction, state resolution). */
-export const SUPPORTED_ROOM_VERSIONS: readonly RoomVersionId[] = Object.freeze(['10', '11']);
+export const SUPPORTED_ROOM_VERSIONS: readonly RoomVersionId[] = Object.freeze(['10', '11', '12']);
 
 export interface PduContentHashes {
   sha256: string;
@@ -19,6 +19,10 @@ export interface Pdu {
   hashes: PduContentHashes;
   origin_server_ts: number;
   prev_events: string[];
+  /**
+   * A room version 12 `m.room.create` event has no `room_id` on the wire (the room id is its
+   * event id with `!`); in memory it is attached like `event_id` (room_v12.ts, withImpliedRoomId).
+   */
   room_id: string;
   sender: string;
   signatures: Record<string, Record<string, string>>;

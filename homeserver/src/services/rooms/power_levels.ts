@@ -107,7 +107,8 @@ export function parsePowerLevels(content: Record<string, unknown> | undefined): 
 /**
  * The room creator: v10 names it in `content.creator` (rule 1.4 requires the property);
  * v11 removed `creator` and the creator is the create event's `sender` (v11 "Remove the
- * creator property of m.room.create events"; rule 4.3.1 "changed-in v=11").
+ * creator property of m.room.create events"; rule 4.3.1 "changed-in v=11"). In v12 this is
+ * the creator whose own first join rule 5.3.1 allows; see roomCreators for all of them.
  */
 export function roomCreator(create: RoomEvent, roomVersion: RoomVersionId): string | undefined {
   if (roomVersion === '10') {
@@ -117,8 +118,29 @@ export function roomCreator(create: RoomEvent, roomVersion: RoomVersionId): stri
   return create.sender;
 }
 
+/** Room versions whose creators have an infinite, immutable power level (v12 onwards). */
+export function hasInfiniteCreators(roomVersion: RoomVersionId): boolean {
+  return roomVersion === '12';
+}
+
 /**
- * A user's power level. With a power levels event: its `users` entry, else `users_default`.
+ * The room's creators in room version 12 (rooms/v12.md): the create event's sender plus the
+ * string entries of `content.additional_creators` (rule 1.4 made sure they are user ids).
+ * Empty for earlier versions, where no one has an infinite level.
+ */
+export function roomCreators(create: RoomEvent | undefined, roomVersion: RoomVersionId): Set<string> {
+  if (!create || !hasInfiniteCreators(roomVersion)) return new Set();
+  const extra = ownGet(create.content, 'additional_creators');
+  const list = Array.isArray(extra) ? extra.filter((u): u is string => typeof u === 'string') : [];
+  return new Set([create.sender, ...list]);
+}
+
+/** The level of a room version 12 creator: above any integer a power levels event can hold. */
+export const CREATOR_LEVEL_V12 = Number.POSITIVE_INFINITY;
+
+/**
+ * A user's power level. In room version 12 a creator's is infinite whatever the power levels
+ * say. Otherwise, with a power levels event: its `users` entry, else `users_default`.
  * Without one: the creator has 100 and everyone else 0 (event schema description).
  */
 export function userPowerLevel(
@@ -127,6 +149,7 @@ export function userPowerLevel(
   createEvent: RoomEvent | undefined,
   roomVersion: RoomVersionId,
 ): number {
+  if (hasInfiniteCreators(roomVersion) && roomCreators(createEvent, roomVersion).has(userId)) return CREATOR_LEVEL_V12;
   if (powerLevelsEvent) {
     const pl = parsePowerLevels(powerLevelsEvent.content);
     return pl.users.get(userId) ?? pl.levels.users_default;

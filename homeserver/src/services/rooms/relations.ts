@@ -69,9 +69,9 @@ export async function recordRelation(tx: Sql, event: RoomEvent, streamOrdering: 
   });
 }
 
-/** A redacted event loses `m.relates_to` in room versions 10 and 11, and with it its relation. */
+/** A redacted event loses `m.relates_to` in room versions 10 to 12, and with it its relation. */
 export async function forgetRelationOnRedaction(tx: Sql, eventId: string, version: RoomVersionId): Promise<void> {
-  if (version === '10' || version === '11') await store.deleteRelation(tx, eventId);
+  if (version === '10' || version === '11' || version === '12') await store.deleteRelation(tx, eventId);
 }
 
 /** Which bundled aggregations to add: all, all but threads (inside a thread summary), or none. */

@@ -13,6 +13,7 @@ import type { Sql } from '../../storage/db.js';
 import { getOrCreateSecret } from '../../storage/server_secrets.js';
 import { encodeCanonicalJson } from '../../core/canonical_json.js';
 import { checkEvent, eventIdFor, signEvent } from './event_format.js';
+import { withImpliedRoomId } from './room_v12.js';
 import type { RoomEvent, RoomVersionId } from './pdu.js';
 import type { EventSigner, UnsignedPdu } from './signer.js';
 
@@ -79,6 +80,7 @@ export class ServerSigningKey implements EventSigner {
   build(pdu: UnsignedPdu, version: RoomVersionId): { event: RoomEvent; json: string } {
     const signed = this.signEvent(pdu, version);
     checkEvent(signed, version);
-    return { event: { ...signed, event_id: eventIdFor(signed, version) }, json: encodeCanonicalJson(signed) };
+    // v12: a create event has no room_id on the wire; the in-memory event gets the implied one.
+    return { event: withImpliedRoomId({ ...signed, event_id: eventIdFor(signed, version) }, version), json: encodeCanonicalJson(signed) };
   }
 }

@@ -9,6 +9,7 @@ import * as fed from '../../storage/federated_events.js';
 import { redact } from './event_format.js';
 import { resolveState, splitConflicted } from './state_res.js';
 import type { RoomEvent, RoomVersionId, StateMap } from './pdu.js';
+import { THIRD_PARTY_AUTH } from '../identity/signed.js'; // auth rule 4.4.1.7's signature check
 
 export function sameState(a: StateMap, b: StateMap): boolean {
   if (a.size !== b.size) return false;
@@ -72,7 +73,7 @@ export async function resolveStored(sql: Sql, version: RoomVersionId, stateSets:
     for (const id of ids) for (const a of chainOf(id)) out.add(a);
     return out;
   };
-  return resolveState(version, stateSets, (id) => events.get(id), authChain, { isRejected: (id) => rejected.has(id) });
+  return resolveState(version, stateSets, (id) => events.get(id), authChain, { isRejected: (id) => rejected.has(id), auth: THIRD_PARTY_AUTH });
 }
 
 /** Loads a snapshot (null: the empty state). */

@@ -1,12 +1,15 @@
 /**
  * State resolution v2, as room versions 10 and 11 use it (spec: rooms/fragments/
- * v2-state-res.md, included by rooms/v10.md and v11.md "State resolution").
+ * v2-state-res.md, included by rooms/v10.md and v11.md "State resolution"), and v2.1 for room
+ * version 12 (rooms/v12.md; the differences are in state_res_v21.ts).
  *
  * Synchronous and pure: events come from `fetchEvent` and auth chains from `authChain`, so
  * a storage-backed async wrapper can preload what it needs and call this.
  */
 import { stateKey, type RoomEvent, type RoomVersionId, type StateKey, type StateMap } from './pdu.js';
-import { authEventTypesFor, checkAuth, POWER_LEVELS_KEY, type AuthOptions } from './auth_rules.js';
+import { authEventTypesFor, checkAuth, CREATE_KEY, POWER_LEVELS_KEY, type AuthOptions } from './auth_rules.js';
+import { createEventIdOfRoom, roomIdIsCreateHash } from './room_v12.js';
+import { conflictedSubgraph, usesStateResV21 } from './state_res_v21.js';
 import { ownGet, userPowerLevel } from './power_levels.js';
 
 export type FetchEvent = (eventId: string) => RoomEvent | undefined;
@@ -91,6 +94,8 @@ function senderPowerLevel(event: RoomEvent, fetchEvent: FetchEvent, roomVersion:
     if (e.type === 'm.room.power_levels') pl = e;
     else if (e.type === 'm.room.create') create = e;
   }
+  // v12: the create event is not among the auth events; the room id names it.
+  if (roomIdIsCreateHash(roomVersion)) create = fetchEvent(createEventIdOfRoom(event.room_id));
   return userPowerLevel(event.sender, pl, create, roomVersion);
 }
 
@@ -267,6 +272,13 @@ export function iterativeAuthChecks(
       const a = usable(state.get(key));
       if (a) authState.set(key, a);
     }
+    // v12: the create event is implied by the room id, whatever the state holds (v2.1 starts
+    // from an empty state, and the create event is never among the auth events).
+    if (roomIdIsCreateHash(roomVersion)) {
+      const create = usable(createEventIdOfRoom(event.room_id));
+      if (create) authState.set(CREATE_KEY, create);
+      else authState.delete(CREATE_KEY);
+    }
     if (checkAuth(event, authState, roomVersion, options.auth).allowed) {
       state.set(stateKey(event.type, event.state_key), id);
     }
@@ -288,9 +300,12 @@ export function resolveState(
   const { unconflicted, conflicted } = splitConflicted(stateSets);
   if (conflicted.size === 0) return unconflicted;
 
-  // Full conflicted set = conflicted state set ∪ auth difference.
+  // Full conflicted set = conflicted state set ∪ auth difference (∪, in v2.1, the conflicted
+  // state subgraph).
+  const v21 = usesStateResV21(roomVersion);
   const full = new Map<string, RoomEvent>();
-  for (const id of [...conflicted, ...authDifference(stateSets, authChain)]) {
+  const subgraph = v21 ? conflictedSubgraph(conflicted, fetchEvent) : [];
+  for (const id of [...conflicted, ...subgraph, ...authDifference(stateSets, authChain)]) {
     const e = fetchEvent(id);
     if (e) full.set(id, e);
   }
@@ -314,8 +329,8 @@ export function resolveState(
   }
   const powerOrder = reverseTopologicalPowerSort([...selected.values()], chainOf, fetchEvent, roomVersion);
 
-  // 2. Iterative auth checks from the unconflicted state map.
-  const partial = iterativeAuthChecks(roomVersion, powerOrder, unconflicted, fetchEvent, options);
+  // 2. Iterative auth checks from the unconflicted state map (v2.1: from an empty one).
+  const partial = iterativeAuthChecks(roomVersion, powerOrder, v21 ? new Map() : unconflicted, fetchEvent, options);
 
   // 3. The rest, in mainline order of the partially resolved power levels.
   const rest = [...full.values()].filter((e) => !selected.has(e.event_id));

@@ -5,7 +5,8 @@ import * as events from '../../storage/events.js';
 import * as state from '../../storage/state.js';
 import type { Notifier, StreamChange } from '../../bus/notifier.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateMap, type StateKey } from './pdu.js';
-import { authEventTypesFor, checkAuth } from './auth_rules.js';
+import { authEventsSelection, authEventTypesFor, checkAuth } from './auth_rules.js';
+import { isImpliedRoomCreate } from './room_v12.js';
 import { parsePowerLevels, userPowerLevel } from './power_levels.js';
 import { redact } from './event_format.js';
 import type { EventSigner, UnsignedPdu } from './signer.js';
@@ -13,6 +14,7 @@ import { CanonicalJsonError } from '../../core/canonical_json.js';
 import { forgetRelationOnRedaction, recordRelation } from './relations.js';
 import { forgetSearchOnRedaction, indexForSearch } from '../search.js';
 import { latestStateSnapshot } from '../../storage/federated_events.js';
+import { THIRD_PARTY_AUTH } from '../identity/signed.js'; // auth rule 4.4.1.7's signature check
 
 /** What a local user asks to add to a room. */
 export interface NewEvent {
@@ -103,7 +105,7 @@ export class TimelineService {
       }
       const content: Record<string, unknown> = reason !== undefined ? { reason } : {};
       // v11 moved `redacts` into content; v10 keeps it at the top level.
-      if (version === '11') content.redacts = targetId;
+      if (version !== '10') content.redacts = targetId;
       const { event } = await w.append(roomId, { type: 'm.room.redaction', sender, content, redacts: targetId });
       if (!target.redactedBy) await w.tx.query('update events set redacted_by = ? where event_id = ?', [event.event_id, targetId]);
       await forgetRelationOnRedaction(w.tx, targetId, version);
@@ -165,17 +167,25 @@ export class RoomWriter {
     return rows[0].room_version as RoomVersionId;
   }
 
-  /** Builds, authorizes, signs and stores an event on top of the room's forward extremities. */
-  async append(roomId: string, ev: NewEvent): Promise<Appended> {
-    const version = await this.roomVersion(roomId);
+  /**
+   * Builds, authorizes, signs and stores an event on top of the room's forward extremities.
+   * `newRoom`: the create event of a room version 12 room, whose id is derived from the event
+   * (rooms/v12.md), so the room row is written once the event is signed; `roomId` is unused.
+   */
+  async append(roomId: string, ev: NewEvent, newRoom?: { version: RoomVersionId; creator: string }): Promise<Appended> {
+    const version = newRoom?.version ?? (await this.roomVersion(roomId));
+    const impliedRoom = isImpliedRoomCreate({ type: ev.type, state_key: ev.stateKey }, version);
+    if (impliedRoom !== (newRoom !== undefined)) throw new Error('a room version 12 create event starts a new room');
     const extremities = await events.getForwardExtremities(this.tx, roomId);
     const prev = extremities.slice(0, MAX_PREV_EVENTS);
     const before: StateMap = new Map();
     for (const row of await state.getCurrentState(this.tx, roomId)) before.set(stateKey(row.type, row.state_key), row.event_id);
 
-    const wanted = authEventTypesFor({ type: ev.type, state_key: ev.stateKey, sender: ev.sender, content: ev.content }, version);
-    const authIds = [...new Set(wanted.map((k) => before.get(k)).filter((x): x is string => !!x))];
-    const authStored = await events.getEvents(this.tx, authIds);
+    const draft = { type: ev.type, state_key: ev.stateKey, sender: ev.sender, content: ev.content };
+    const wanted = authEventTypesFor(draft, version);
+    // The rules read `wanted`; `auth_events` lists the selection (v12 leaves the create event out).
+    const authIds = [...new Set(authEventsSelection(draft, version).map((k) => before.get(k)).filter((x): x is string => !!x))];
+    const authStored = await events.getEvents(this.tx, [...new Set(wanted.map((k) => before.get(k)).filter((x): x is string => !!x))]);
     const authEvents = new Map<StateKey, RoomEvent>();
     // A redacted state event counts in its redacted form (e.g. a redacted v10 power levels event loses `invite`).
     for (const s of authStored.values()) {
@@ -187,7 +197,7 @@ export class RoomWriter {
     const { event, json } = buildOrBadJson(
       this.signer,
       {
-        room_id: roomId,
+        ...(impliedRoom ? {} : { room_id: roomId }),
         sender: ev.sender,
         type: ev.type,
         content: ev.content,
@@ -197,10 +207,14 @@ export class RoomWriter {
         auth_events: authIds,
         depth,
         origin_server_ts: Date.now(),
-      },
+      } as UnsignedPdu,
       version,
     );
-    const verdict = checkAuth(event, authEvents, version);
+    if (newRoom) {
+      roomId = event.room_id; // `!` + the create event's hash (attached by the signer)
+      await this.createRoomRow(roomId, version, newRoom.creator);
+    }
+    const verdict = checkAuth(event, authEvents, version, THIRD_PARTY_AUTH);
     if (!verdict.allowed) throw forbidden(verdict.reason);
 
     const streamOrdering = await events.nextStreamOrdering(this.tx);

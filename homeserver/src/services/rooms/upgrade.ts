@@ -9,7 +9,8 @@ import * as store from '../../storage/room_upgrade.js';
 import type { StoredEvent } from '../../storage/events.js';
 import { SUPPORTED_ROOM_VERSIONS, type RoomVersionId } from './pdu.js';
 import type { RoomWriter, TimelineService } from './timeline.js';
-import { parsePowerLevels, requiredPowerLevel, userPowerLevel } from './power_levels.js';
+import { isValidUserId, parsePowerLevels, requiredPowerLevel, userPowerLevel } from './power_levels.js';
+import { roomIdIsCreateHash } from './room_v12.js';
 import { clientContent } from './events_view.js';
 import { defaultPowerLevels } from './create.js';
 
@@ -49,12 +50,19 @@ const CANONICAL_ALIAS = 'm.room.canonical_alias';
 export class RoomUpgrader {
   constructor(private readonly deps: { timeline: TimelineService; serverName: string }) {}
 
-  async upgrade(userId: string, oldRoomId: string, newVersion: string): Promise<string> {
+  /**
+   * `additionalCreators`: for a room version 12 replacement, the creators besides the upgrader
+   * (not copied from the old room, room_upgrades.yaml); ignored for earlier versions.
+   */
+  async upgrade(userId: string, oldRoomId: string, newVersion: string, additionalCreators: string[] = []): Promise<string> {
     if (!SUPPORTED_ROOM_VERSIONS.includes(newVersion as RoomVersionId)) {
       throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${newVersion} is not supported`);
     }
     const version = newVersion as RoomVersionId;
-    const newRoomId = `!${randomString(18)}:${this.deps.serverName}`;
+    const creators = roomIdIsCreateHash(version) ? [...new Set(additionalCreators)].filter((u) => u !== userId) : [];
+    if (!creators.every((u) => typeof u === 'string' && isValidUserId(u))) throw new MatrixError(400, 'M_INVALID_PARAM', "'additional_creators' must be user IDs");
+    // v12: the id is the new create event's hash, known once it is written.
+    let newRoomId = roomIdIsCreateHash(version) ? '' : `!${randomString(18)}:${this.deps.serverName}`;
     await this.deps.timeline.write(async (w) => {
       // No existence oracle: an unknown room and a room the user is not in answer alike.
       const known = await aliases.getRoom(w.tx, oldRoomId);
@@ -67,7 +75,7 @@ export class RoomUpgrader {
       if (level < requiredPowerLevel(parsePowerLevels(oldPl && clientContent(oldPl, oldVersion)), TOMBSTONE, true)) {
         throw forbidden('You do not have the power to upgrade this room');
       }
-      await this.writeReplacement(w, { userId, oldRoomId, oldVersion, newRoomId, version, old, oldLevel: level });
+      newRoomId = await this.writeReplacement(w, { userId, oldRoomId, oldVersion, newRoomId, version, old, oldLevel: level, creators });
       await this.moveAliases(w, userId, oldRoomId, newRoomId, old.get(CANONICAL_ALIAS), oldVersion);
       await w.append(oldRoomId, { type: TOMBSTONE, stateKey: '', sender: userId, content: { body: 'This room has been replaced', replacement_room: newRoomId } });
       await restrictOldRoom(w, userId, oldRoomId, oldPl, oldVersion);
@@ -79,12 +87,14 @@ export class RoomUpgrader {
     return newRoomId;
   }
 
-  /** The new room: create (with predecessor), the upgrader's join, power levels, copied state, bans. */
+  /** The new room: create (with predecessor), the upgrader's join, power levels, copied state, bans; returns its id. */
   private async writeReplacement(
     w: RoomWriter,
-    r: { userId: string; oldRoomId: string; oldVersion: RoomVersionId; newRoomId: string; version: RoomVersionId; old: Map<string, StoredEvent>; oldLevel: number },
-  ): Promise<void> {
-    const { userId, newRoomId } = r;
+    r: { userId: string; oldRoomId: string; oldVersion: RoomVersionId; newRoomId: string; version: RoomVersionId; old: Map<string, StoredEvent>; oldLevel: number; creators: string[] },
+  ): Promise<string> {
+    const { userId } = r;
+    let newRoomId = r.newRoomId;
+    const v12 = roomIdIsCreateHash(r.version);
     const send = (type: string, stateKey: string, content: JsonObject) => w.append(newRoomId, { type, stateKey, sender: userId, content });
     const oldCreate = r.old.get('m.room.create');
     const oldCreateContent = oldCreate ? clientContent(oldCreate, r.oldVersion) : {};
@@ -94,8 +104,14 @@ export class RoomUpgrader {
     if (typeof oldCreateContent.type === 'string') createContent.type = oldCreateContent.type;
     if (typeof oldCreateContent['m.federate'] === 'boolean') createContent['m.federate'] = oldCreateContent['m.federate'];
     if (r.version === '10') createContent.creator = userId;
-    await w.createRoomRow(newRoomId, r.version, userId);
-    await send('m.room.create', '', createContent);
+    if (v12 && r.creators.length > 0) createContent.additional_creators = r.creators;
+    if (v12) {
+      const created = await w.append('', { type: 'm.room.create', stateKey: '', sender: userId, content: createContent }, { version: r.version, creator: userId });
+      newRoomId = created.event.room_id;
+    } else {
+      await w.createRoomRow(newRoomId, r.version, userId);
+      await send('m.room.create', '', createContent);
+    }
 
     const profile = await users.getUser(w.tx, userId);
     const member: JsonObject = { membership: 'join' };
@@ -106,9 +122,15 @@ export class RoomUpgrader {
     // The old power levels, with the upgrader raised for as long as the copy takes (they may
     // hold the tombstone level but not that of every copied event), then restored, like Synapse.
     const oldPl = r.old.get(PL);
-    const plContent: JsonObject = oldPl ? { ...clientContent(oldPl, r.oldVersion) } : defaultPowerLevels(userId);
+    const plContent: JsonObject = oldPl ? { ...clientContent(oldPl, r.oldVersion) } : defaultPowerLevels(userId, r.version);
+    if (v12) {
+      // Creators have an infinite level and may not be listed (v12 auth rule 10.4).
+      const users = { ...usersOf(plContent) };
+      for (const c of [userId, ...r.creators]) delete users[c];
+      plContent.users = users;
+    }
     const needed = levelToCopy(plContent);
-    const raised = r.oldLevel < needed;
+    const raised = !v12 && r.oldLevel < needed;
     await send(PL, '', raised ? { ...plContent, users: { ...usersOf(plContent), [userId]: needed } } : plContent);
 
     for (const type of COPIED_STATE) {
@@ -132,6 +154,7 @@ export class RoomUpgrader {
       await send('m.room.member', target, { membership: 'ban', ...(typeof reason === 'string' ? { reason } : {}) });
     }
     if (raised) await send(PL, '', plContent);
+    return newRoomId;
   }
 
   /**

@@ -13,6 +13,8 @@ import { LazyMemberCache } from './lazy_members.js';
 import { syncRoom, type RoomSyncContext } from './room_sync.js';
 import { SyncCache } from './cache.js';
 import { ignoredUsers } from '../ephemeral/ignored.js';
+import { roomIdIsCreateHash } from '../rooms/room_v12.js';
+import type { RoomVersionId } from '../rooms/pdu.js';
 
 export interface SyncRequest {
   userId: string;
@@ -278,7 +280,11 @@ async function strippedState(sql: Sql, roomId: string, userId: string): Promise<
   const rows = await stateStore.getCurrentState(sql, roomId);
   const ids = rows.filter((r) => (STRIPPED_TYPES.includes(r.type) && r.state_key === '') || (r.type === 'm.room.member' && r.state_key === userId)).map((r) => r.event_id);
   const got = await events.getEvents(sql, ids);
-  const local = [...got.values()].map((s) => ({ content: s.event.content, sender: s.event.sender, state_key: s.event.state_key, type: s.event.type }));
+  const local: Json[] = [...got.values()].map((s) => ({ content: s.event.content, sender: s.event.sender, state_key: s.event.state_key, type: s.event.type }));
+  // Room version 12: the create event as its whole PDU, whose hash the room id is (services/federation/stripped_state.ts).
+  const create = [...got.values()].find((s) => s.event.type === 'm.room.create' && roomIdIsCreateHash(s.event.content.room_version as RoomVersionId));
+  const createJson = create && (await federatedEvents.getEventJson(sql, [create.event.event_id])).get(create.event.event_id);
+  if (createJson) local[local.findIndex((e) => e.type === 'm.room.create')] = JSON.parse(createJson.json) as Json;
   // A remote invite to a room this server is not in: its state is what the inviting server sent
   // (stored with the invite); our own copy of the invite event wins for its own key.
   const remote = await federatedEvents.getInviteState(sql, roomId, userId);

@@ -16,6 +16,7 @@ import { federationRooms } from './0015_federation_rooms.js';
 import { federationSender } from './0016_federation_sender.js';
 import { eventTimestamps } from './0017_event_timestamps.js';
 import { openidErasure } from './0018_openid_erasure.js';
+import { membershipChangesRoom } from './0019_membership_changes_room.js';
 
 export interface Migration {
   version: number;
@@ -25,4 +26,4 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Never edit one that has shipped: add a new one. */
-export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData, receiptsTyping, presence, pushNotifications, e2eKeys, keyBackup, federationKeys, federationRooms, federationSender, eventTimestamps, openidErasure];
+export const MIGRATIONS: Migration[] = [accounts, threepidValidations, rooms, media, relations, pushRules, search, accountData, receiptsTyping, presence, pushNotifications, e2eKeys, keyBackup, federationKeys, federationRooms, federationSender, eventTimestamps, openidErasure, membershipChangesRoom];
