@@ -38,19 +38,20 @@ process.on('SIGUSR2', () => {
   );
 });
 
-// With HEARTH_TEST_TRACE_TIMERS=1, also remember where each live timer was created (costly: debug only).
+// With HEARTH_TEST_TRACE_TIMERS=1, also remember where each live timer, pipe and child process was created (costly: debug only).
 if (process.env.HEARTH_TEST_TRACE_TIMERS === '1') {
   const { createHook } = await import('node:async_hooks');
   const live = new Map();
   createHook({
     init(id, type) {
-      if (type === 'Timeout') live.set(id, new Error().stack.split('\n').slice(3, 9).join(' | '));
+      // Timers, and the pipes and processes behind child-process stdio (PipeWrap + Socket leftovers).
+      if (type === 'Timeout' || type === 'PIPEWRAP' || type === 'PROCESSWRAP') live.set(id, `${type}: ${new Error().stack.split('\n').slice(3, 12).join(' | ')}`);
     },
     destroy(id) {
       live.delete(id);
     },
   }).enable();
   process.on('SIGUSR2', () => {
-    for (const stack of live.values()) process.stderr.write(`[live timer] ${stack}\n`);
+    for (const stack of live.values()) process.stderr.write(`[live] ${stack}\n`);
   });
 }

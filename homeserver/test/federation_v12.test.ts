@@ -22,8 +22,7 @@ import { beforeAll } from './support/hooks.js';
 import { api, assertError, enc, ok, putState, send, type User } from './support/rooms.js';
 import { authEventTypesFor, authEventsSelection } from '../src/services/rooms/auth_rules.js';
 import { eventIdFor } from '../src/services/rooms/event_format.js';
-import { roomStateForInvitee } from '../src/services/federation/joins.js';
-import { checkInviteeRoomState } from '../src/services/federation/stripped_state.js';
+import { checkInviteeRoomState, roomStateForInvitee } from '../src/services/federation/stripped_state.js';
 import { FederationError } from '../src/services/federation/client.js';
 import { insertRemoteRoom } from '../src/storage/federated_events.js';
 

@@ -24,8 +24,8 @@ import type { KeyRing } from './key_ring.js';
 import type { FederationEventHandler } from './event_handler.js';
 import type { FederationOutbox } from './seams.js';
 import { buildTemplate, isResident } from './membership_templates.js';
-import { remoteFailure, roomStateForInvitee } from './joins.js';
-import { checkInviteeRoomState } from './stripped_state.js';
+import { remoteFailure } from './joins.js';
+import { checkInviteeRoomState, roomStateForInvitee } from './stripped_state.js';
 
 /**
  * Records a membership event of a room we are not in (a remote invite, our rejection of it, a

@@ -31,7 +31,7 @@ import { decideRestrictedJoin, localAuthorisers, restrictedJoinError } from '../
 import { firstMembers } from '../../storage/sync.js';
 import { roomAclAllows } from './acl.js';
 import { storeOutOfBand } from './invites.js';
-import { checkInviteeRoomState } from './stripped_state.js';
+import { checkInviteeRoomState, roomStateForInvitee } from './stripped_state.js';
 import { createEventIdOfRoom, roomIdIsCreateHash } from '../rooms/room_v12.js';
 
 export type RemoteMembership = 'join' | 'leave' | 'knock';
@@ -39,7 +39,6 @@ export type RemoteMembership = 'join' | 'leave' | 'knock';
 const HERO_COUNT = 5;
 /** send_join errors after which the joining server tries the next resident (spec: "Restricted rooms"). */
 const RETRY_ELSEWHERE = ['M_UNABLE_TO_AUTHORISE_JOIN', 'M_UNABLE_TO_GRANT_JOIN'];
-const STRIPPED_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
 export interface JoinServiceDeps {
   db: Database;
@@ -394,18 +393,4 @@ async function serversBefore(db: Database, roomId: string, joiner: string): Prom
   if (!own) return servers;
   const others = await db.query(`select 1 from current_state where room_id = ? and type = 'm.room.member' and membership = 'join' and state_key <> ? and right(state_key, ?) = ? limit 1`, [roomId, joiner, own.length + 1, `:${own}`]);
   return others.length > 0 ? servers : servers.filter((s) => s !== own);
-}
-
-/**
- * `invite_room_state` / `knock_room_state` of a room we hold: the stripped-state event types, but
- * (spec v1.16) as whole PDUs formatted per the room version, redacted where a redaction applies,
- * `m.room.create` included; the receiving server strips them for its clients.
- */
-export async function roomStateForInvitee(db: Database, roomId: string): Promise<JsonObject[]> {
-  const ids = [...(await events.currentStateEvents(db, roomId, STRIPPED_TYPES)).values()].map((s) => s.event.event_id);
-  const version = await fed.roomExists(db, roomId);
-  return [...(await fed.getEventJson(db, ids)).values()].map((g) => {
-    const pdu = parseStrictJson(g.json) as JsonObject;
-    return g.redactedBy !== null && isSupportedRoomVersion(version) ? (redact(pdu, version) as JsonObject) : pdu;
-  });
 }

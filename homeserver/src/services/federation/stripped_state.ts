@@ -1,7 +1,7 @@
 /**
  * The room state that travels with invites and knocks (spec v1.16: server-server invites-v2 and
  * knocks `invite_room_state` / `knock_room_state`; client-server "Stripped state"; MSC4311):
- *  - sent: whole PDUs of the room's version, `m.room.create` included (joins.ts roomStateForInvitee);
+ *  - sent: whole PDUs of the room's version, `m.room.create` included (roomStateForInvitee);
  *  - received: each PDU is verified (signatures, format) and must be of the invite's room; in room
  *    version 12 that binds the create event to the room id, the room id being its hash. What fails
  *    is reported, and the caller refuses the invite or only drops the entry (checkInviteeRoomState);
@@ -9,11 +9,18 @@
  *    version 12 the create event stays the whole PDU, so a client or safety tool can hash it and
  *    compare it with the room id, which no longer names the creating server (Synapse does the same).
  */
+import type { Database } from '../../storage/db.js';
 import { invalidParam, MatrixError } from '../../core/errors.js';
 import { parseStrictJson, type JsonObject } from '../../core/canonical_json.js';
+import * as events from '../../storage/events.js';
+import * as fed from '../../storage/federated_events.js';
+import { isSupportedRoomVersion, redact } from '../rooms/event_format.js';
 import type { RoomVersionId } from '../rooms/pdu.js';
 import type { VerifiedEvent } from '../rooms/federated_events.js';
 import { roomIdIsCreateHash } from '../rooms/room_v12.js';
+
+/** The state event types sent with invites and knocks (client-server "Stripped state"). */
+const STRIPPED_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
 type Verify = (raw: unknown, version: RoomVersionId) => Promise<VerifiedEvent & { redacted: boolean }>;
 
@@ -102,4 +109,18 @@ export async function checkInviteeRoomState(
   if (strict && unverified) return { kept, problems, refusal: invalidParam(`${field}: ${unverified}`) };
   if (strict && !createPdu) return { kept, problems, refusal: new MatrixError(400, 'M_MISSING_PARAM', `${field} must carry the m.room.create event as a PDU`) };
   return { kept, problems };
+}
+
+/**
+ * `invite_room_state` / `knock_room_state` of a room we hold: the stripped-state event types, but
+ * (spec v1.16) as whole PDUs formatted per the room version, redacted where a redaction applies,
+ * `m.room.create` included; the receiving server strips them for its clients.
+ */
+export async function roomStateForInvitee(db: Database, roomId: string): Promise<JsonObject[]> {
+  const ids = [...(await events.currentStateEvents(db, roomId, STRIPPED_TYPES)).values()].map((s) => s.event.event_id);
+  const version = await fed.roomExists(db, roomId);
+  return [...(await fed.getEventJson(db, ids)).values()].map((g) => {
+    const pdu = parseStrictJson(g.json) as JsonObject;
+    return g.redactedBy !== null && isSupportedRoomVersion(version) ? (redact(pdu, version) as JsonObject) : pdu;
+  });
 }
