@@ -4,6 +4,7 @@
  * unique local, multicast, documentation and reserved ranges). Without this a remote server name
  * (or a DNS answer, or a well-known delegation) could make us send requests into our own network.
  */
+import dns from 'node:dns';
 import net from 'node:net';
 
 type Range = [bytes: number[], prefix: number];
@@ -86,4 +87,30 @@ export function isPrivateAddress(address: string): boolean {
   if (isMapped || isCompat || isNat64) return V4_RANGES.some((r) => inRange(bytes.slice(12), r));
   if (inRange(bytes, [v6Bytes('2002::'), 16])) return V4_RANGES.some((r) => inRange(bytes.slice(2, 6), r)); // 6to4
   return V6_RANGES.some((r) => inRange(bytes, r));
+}
+
+/**
+ * A `lookup` for `http(s).request` that refuses private addresses unless `allowPrivateAddresses`:
+ * the check happens on the addresses the connection will really use (a DNS answer, not just the
+ * URL), and when Node races IPv4 and IPv6 (`all`) every candidate is vetted. Refusals fail the
+ * request with code `EHEARTHPRIVATE` and `message`.
+ */
+export function vettedLookup(allowPrivateAddresses: boolean, message: string): net.LookupFunction {
+  const refused = () => Object.assign(new Error(message), { code: 'EHEARTHPRIVATE' });
+  return ((hostname: string, options: dns.LookupOptions, callback: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
+    if (options.all) {
+      dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+        if (err) return callback(err, []);
+        const usable = allowPrivateAddresses ? addresses : addresses.filter((a) => !isPrivateAddress(a.address));
+        if (usable.length === 0) return callback(refused(), []);
+        callback(null, usable);
+      });
+      return;
+    }
+    dns.lookup(hostname, { ...options, all: false }, (err, address, family) => {
+      if (err) return callback(err, '', 0);
+      if (!allowPrivateAddresses && isPrivateAddress(address)) return callback(refused(), '', 0);
+      callback(null, address, family);
+    });
+  }) as unknown as net.LookupFunction;
 }

@@ -4,13 +4,12 @@
  * private, link-local… addresses are refused unless allowed, checked in the socket's own lookup so
  * DNS cannot hand the connection another address than the one vetted. No retries.
  */
-import dns from 'node:dns';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { isPrivateAddress } from '../federation/ip_ranges.js';
+import { isPrivateAddress, vettedLookup } from '../federation/ip_ranges.js';
 
 export interface IdentityHttpOptions {
   timeoutMs: number;
@@ -61,24 +60,7 @@ export class IdentityHttp {
         reject(new IdentityHttpError('refused_address', 'the identity server is at an address this server does not connect to'));
         return;
       }
-      const refused = () => Object.assign(new Error('address not allowed'), { code: 'EHEARTHPRIVATE' });
-      // Node asks for every address (`all`) when it races IPv4 and IPv6: vet each one it may use.
-      const lookup = ((hostname: string, options: dns.LookupOptions, callback: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
-        if (options.all) {
-          dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-            if (err) return callback(err, []);
-            const ok = opts.allowPrivateAddresses ? addresses : addresses.filter((a) => !isPrivateAddress(a.address));
-            if (ok.length === 0) return callback(refused(), []);
-            callback(null, ok);
-          });
-          return;
-        }
-        dns.lookup(hostname, { ...options, all: false }, (err, address, family) => {
-          if (err) return callback(err, '', 0);
-          if (!opts.allowPrivateAddresses && isPrivateAddress(address)) return callback(refused(), '', 0);
-          callback(null, address, family);
-        });
-      }) as unknown as net.LookupFunction;
+      const lookup = vettedLookup(opts.allowPrivateAddresses, 'address not allowed');
       const payload = init.body === undefined ? undefined : Buffer.from(JSON.stringify(init.body));
       const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
       if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(payload.length) });

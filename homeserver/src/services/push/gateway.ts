@@ -1,8 +1,7 @@
-import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { isPrivateAddress } from '../federation/ip_ranges.js';
+import { isPrivateAddress, vettedLookup } from '../federation/ip_ranges.js';
 
 /** Largest gateway answer read (it is `{"rejected": [...]}`). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -41,24 +40,7 @@ export function postNotification(url: string, body: unknown, opts: GatewayOption
       resolve({ kind: 'retry', reason: 'gateway address not allowed' });
       return;
     }
-    const refused = () => Object.assign(new Error('gateway address not allowed'), { code: 'EHEARTHPRIVATE' });
-    // Node asks for every address (`all`) when it races IPv4 and IPv6: vet each one it may use.
-    const lookup = ((hostname: string, options: dns.LookupOptions, callback: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
-      if (options.all) {
-        dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-          if (err) return callback(err, []);
-          const ok = opts.allowPrivateAddresses ? addresses : addresses.filter((a) => !isPrivateAddress(a.address));
-          if (ok.length === 0) return callback(refused(), []);
-          callback(null, ok);
-        });
-        return;
-      }
-      dns.lookup(hostname, { ...options, all: false }, (err, address, family) => {
-        if (err) return callback(err, '', 0);
-        if (!opts.allowPrivateAddresses && isPrivateAddress(address)) return callback(refused(), '', 0);
-        callback(null, address, family);
-      });
-    }) as unknown as net.LookupFunction;
+    const lookup = vettedLookup(opts.allowPrivateAddresses, 'gateway address not allowed');
     const payload = Buffer.from(JSON.stringify(body));
     const mod = u.protocol === 'https:' ? https : http;
     let settled = false;
