@@ -6,7 +6,7 @@ import { inject } from 'light-my-request';
 import { createLogger } from '../src/core/logger.js';
 import { encodeBase64, generateSeed } from '../src/core/signing.js';
 import { ServerSigningKey } from '../src/services/rooms/signing_key.js';
-import { FederationClient, FederationError } from '../src/services/federation/client.js';
+import { FederationClient } from '../src/services/federation/client.js';
 import { ServerResolver } from '../src/services/federation/resolver.js';
 import { FederationTransport } from '../src/services/federation/transport.js';
 import { ServerNameAccess } from '../src/services/federation/server_name.js';
@@ -15,7 +15,7 @@ import { matrixErrors } from '../src/api/middleware/errors.js';
 import { jsonBody } from '../src/api/middleware/body.js';
 import { requireXMatrix, originOf, type FederationState } from '../src/api/middleware/x_matrix.js';
 import { registerUser, type TestServer } from './support/harness.js';
-import { startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { startFederationCluster, type FederationCluster, type FederationTestServer, remoteError } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 
 /** Signed requests between real servers: the profile query, X-Matrix refusals, allow/deny lists, TLS trust. */
@@ -38,15 +38,6 @@ const signer = (s: FederationTestServer) => s.hs.deps.services.rooms.signingKey;
 const profilePath = (userId: string, field?: string) =>
   `/_matrix/federation/v1/query/profile?user_id=${encodeURIComponent(userId)}${field ? `&field=${field}` : ''}`;
 
-async function remoteError(p: Promise<unknown>): Promise<FederationError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof FederationError) return err;
-    throw err;
-  }
-  throw new Error('expected a FederationError');
-}
 
 t('A queries a profile on B with a signed request over HTTPS (GET /_matrix/federation/v1/query/profile)', async ({ a, b }) => {
   const bob = `@bob:${b.serverName}`;

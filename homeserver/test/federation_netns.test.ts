@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { registerUser, type TestServer } from './support/harness.js';
-import { createTestCa, eventually, type TestCa } from './support/federation.js';
+import { createTestCa, eventually, type TestCa, pagedTimeline } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, send, type User } from './support/rooms.js';
 import { createVirtualNetwork, ip, netnsSkipReason, type VirtualNetwork } from './support/netns.js';
@@ -90,18 +90,6 @@ Promise.all([
 ]).then(([lookup, srv]) => console.log(JSON.stringify({ lookup, srv })));
 `;
 
-/** Every event of the room that `u` can page through on `s` with /messages, oldest first. */
-async function timeline(s: HearthProcess, u: User, roomId: string): Promise<string[]> {
-  const ids: string[] = [];
-  let from = '';
-  for (let i = 0; i < 100; i++) {
-    const page = ok(await api(ts(s), u, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=50${from ? `&from=${enc(from)}` : ''}`));
-    for (const e of page.chunk as { event_id: string }[]) ids.push(e.event_id);
-    if (!page.end || page.chunk.length === 0) break;
-    from = page.end;
-  }
-  return ids.reverse();
-}
 
 const holds = async (s: HearthProcess, u: User, roomId: string, eventId: string) => (await api(ts(s), u, 'GET', `/rooms/${enc(roomId)}/event/${enc(eventId)}`)).status === 200;
 
@@ -203,8 +191,8 @@ it('a partition: hs-b\'s link is down while alice sends 20 messages and bob one;
     // hs-b filled the gap with get_missing_events (catch-up resent only the newest 5).
     assert.ok(a.logs().some((l) => l.msg === 'request' && String(l.url).startsWith('/_matrix/federation/v1/get_missing_events/')), 'hs-b asked hs-a for the missing events');
 
-    const onA = await timeline(a, alice, roomId);
-    const onB = await timeline(b, bob, roomId);
+    const onA = await pagedTimeline(ts(a), alice, roomId);
+    const onB = await pagedTimeline(ts(b), bob, roomId);
     assert.ok(onA.includes(duringB) && onB.includes(duringB));
     // bob's message is concurrent with alice's 20 (each server places it where it arrived); everything else is in one order.
     const without = (ids: string[]) => ids.filter((id) => id !== duringB);
@@ -222,7 +210,7 @@ it('after the partition, messages flow both ways again and the timelines end ali
   await until(ctx, async () => holds(a, alice, roomId, fromB), 'hs-b → hs-a after the partition');
   const fromA = await send(ts(a), alice, roomId, 'welcome back');
   await until(ctx, async () => holds(b, bob, roomId, fromA), 'hs-a → hs-b after the partition');
-  const [onA, onB] = [await timeline(a, alice, roomId), await timeline(b, bob, roomId)];
+  const [onA, onB] = [await pagedTimeline(ts(a), alice, roomId), await pagedTimeline(ts(b), bob, roomId)];
   assert.equal(onA.slice(-2), [fromB, fromA]);
   assert.equal(onB.slice(-2), [fromB, fromA]);
   const same = JSON.stringify([...onA].sort()) === JSON.stringify([...onB].sort());

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { registerUser } from './support/harness.js';
-import { currentStateMap, eventually, restartServer, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts, inviteAndJoin } from './support/federation.js';
+import { currentStateMap, eventually, restartServer, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts, inviteAndJoin, pagedTimeline } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, putState, send, type User } from './support/rooms.js';
 
@@ -22,18 +22,6 @@ const ENV = {
 type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationTestServer; alice: User; bob: User; roomId: string };
 const t = suite<Ctx>('federation: peer down and catch-up');
 
-/** Every event of the room that `u` can page through on `s` with /messages, oldest first. */
-async function timeline(s: FederationTestServer, u: User, roomId: string): Promise<string[]> {
-  const ids: string[] = [];
-  let from = '';
-  for (let i = 0; i < 100; i++) {
-    const page = ok(await api(ts(s), u, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=50${from ? `&from=${enc(from)}` : ''}`));
-    for (const e of page.chunk as { event_id: string }[]) ids.push(e.event_id);
-    if (!page.end || page.chunk.length === 0) break;
-    from = page.end;
-  }
-  return ids.reverse();
-}
 
 beforeAll(t, async (ctx) => {
   ctx.cluster = await startFederationCluster(['hs-a', 'hs-b'], { env: () => ENV });
@@ -77,8 +65,8 @@ t('B is down while A sends 60 messages and a state change; after B restarts it h
     const res = await api(ts(b), bob, 'GET', `/rooms/${enc(roomId)}/event/${enc(id)}`);
     assert.is(res.status, 200, `B holds ${id}`);
   }
-  const onA = await timeline(a, alice, roomId);
-  const onB = await timeline(b, bob, roomId);
+  const onA = await pagedTimeline(ts(a), alice, roomId);
+  const onB = await pagedTimeline(ts(b), bob, roomId);
   for (const id of sent) assert.ok(onB.includes(id), `B's timeline has ${id}`);
   assert.equal(onB, onA, 'the same events in the same order on both servers');
   assert.equal([...(await currentStateMap(b, roomId))].sort(), [...(await currentStateMap(a, roomId))].sort(), 'the same current state');
@@ -92,7 +80,7 @@ t('after catch-up, messages flow both ways again', async (ctx) => {
   await eventually(async () => (await api(ts(a), alice, 'GET', `/rooms/${enc(roomId)}/event/${enc(fromB)}`)).status === 200, 'B → A');
   const fromA = await send(ts(a), alice, roomId, 'welcome back');
   await eventually(async () => (await api(ts(b), bob, 'GET', `/rooms/${enc(roomId)}/event/${enc(fromA)}`)).status === 200, 'A → B');
-  assert.equal(await timeline(b, bob, roomId), await timeline(a, alice, roomId));
+  assert.equal(await pagedTimeline(ts(b), bob, roomId), await pagedTimeline(ts(a), alice, roomId));
 });
 
 t.run();

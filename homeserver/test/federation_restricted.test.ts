@@ -3,8 +3,7 @@ import * as assert from 'uvu/assert';
 import { registerUser, type Response } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
 import { api, assertError, createRoom, enc, ok, type User } from './support/rooms.js';
-import { asTestServer, currentStateMap, eventRow, eventually, inviteAndJoin, startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
-import { FederationError } from '../src/services/federation/client.js';
+import { asTestServer, currentStateMap, eventRow, eventually, inviteAndJoin, startFederationCluster, type FederationCluster, type FederationTestServer, remoteError } from './support/federation.js';
 import { signRequest } from '../src/services/federation/x_matrix.js';
 import { eventIdFor, verifyEventSignature } from '../src/services/rooms/event_format.js';
 import type { RoomVersionId } from '../src/services/rooms/pdu.js';
@@ -58,15 +57,6 @@ t.after(async (ctx) => {
 
 const fed = (s: FederationTestServer) => s.hs.deps.services.federation;
 
-async function remoteError(p: Promise<unknown>): Promise<FederationError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof FederationError) return err;
-    throw err;
-  }
-  throw new Error('expected a FederationError');
-}
 
 /** A signed federation request from `from` straight into `to`'s app: for answers the client refuses (JSON arrays). */
 function signedRequest(from: FederationTestServer, to: FederationTestServer, method: string, uri: string, body?: Record<string, unknown>): Promise<Response> {

@@ -24,6 +24,7 @@ import { bootstrap, listen, type Homeserver } from '../../src/server.js';
 import { createFederationServer } from '../../src/api/federation/listener.js';
 import { createFederationApp } from '../../src/api/federation/app.js';
 import type { FederationDns } from '../../src/services/federation/resolver.js';
+import { FederationError } from '../../src/services/federation/client.js';
 import { BASE_ENV, createTestDatabase, injector, type RequestOptions, type Response, type TestServer } from './harness.js';
 import { api, enc, ok, type User } from './rooms.js';
 import { authEventTypesFor } from '../../src/services/rooms/auth_rules.js';
@@ -541,4 +542,28 @@ export async function postTxn(from: FederationTestServer, to: FederationTestServ
     path: `/_matrix/federation/v1/send/${txnId}`,
     body: { origin: from.serverName, origin_server_ts: Date.now(), pdus: pdus as never },
   });
+}
+
+/** Every event of the room that `u` can page through on `s` with /messages, oldest first. */
+export async function pagedTimeline(s: TestServer, u: User, roomId: string): Promise<string[]> {
+  const ids: string[] = [];
+  let from = '';
+  for (let i = 0; i < 100; i++) {
+    const page = ok(await api(s, u, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=50${from ? `&from=${enc(from)}` : ''}`));
+    for (const e of page.chunk as { event_id: string }[]) ids.push(e.event_id);
+    if (!page.end || page.chunk.length === 0) break;
+    from = page.end;
+  }
+  return ids.reverse();
+}
+
+/** The FederationError a remote request failed with (fails the test if it succeeded or failed otherwise). */
+export async function remoteError(p: Promise<unknown>): Promise<FederationError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof FederationError) return err;
+    throw err;
+  }
+  throw new Error('expected a FederationError');
 }
