@@ -163,17 +163,19 @@ export async function dagStates(sql: Sql, eventIds: string[]): Promise<Map<strin
  * What persisting an event reads first, in one query: whether the event is stored (and as an
  * outlier), the room's forward extremities, its newest timeline event's state snapshot and the
  * given entries of its current state (knownEvents, forwardExtremityIds, latestStateSnapshot and
- * state.getCurrentStateEntries together).
+ * state.getCurrentStateEntries together); with `withPosition`, a fresh stream position too (the
+ * caller holds the stream lock).
  */
 export async function persistContext(
   sql: Sql,
   eventId: string,
   roomId: string,
   keys: StateKey[],
-): Promise<{ known?: { outlier: boolean }; extremities: string[]; latestSnapshot: number | null; current: StateMap }> {
+  withPosition = false,
+): Promise<{ known?: { outlier: boolean }; extremities: string[]; latestSnapshot: number | null; current: StateMap; position?: number }> {
   const pairs = keys.map((k) => [k.slice(0, k.indexOf('\u0000')), k.slice(k.indexOf('\u0000') + 1)]);
-  const rows = await sql.query<{ outlier: boolean | null; extremities: string[] | null; latest: string | null; current: [string, string, string][] | null }>(
-    `select (select outlier from events where event_id = ?) as outlier,
+  const rows = await sql.query<{ outlier: boolean | null; extremities: string[] | null; latest: string | null; current: [string, string, string][] | null; pos: string | null }>(
+    `select (select outlier from events where event_id = ?) as outlier, ${withPosition ? `nextval('events_stream_seq')` : 'null'} as pos,
        (select array_agg(event_id) from forward_extremities where room_id = ?) as extremities,
        (select state_after from events where room_id = ? and stream_ordering > 0 order by stream_ordering desc limit 1) as latest,
        ${pairs.length === 0 ? 'null' : `(select json_agg(json_build_array(k.type, k.state_key, x.event_id)) from (values ${pairs.map(() => '(?::text, ?::text)').join(', ')}) k(type, state_key)
@@ -183,7 +185,13 @@ export async function persistContext(
   const r = rows[0]!;
   const current: StateMap = new Map();
   for (const [type, key, id] of r.current ?? []) current.set(stateKey(type, key), id);
-  return { known: r.outlier === null ? undefined : { outlier: r.outlier }, extremities: r.extremities ?? [], latestSnapshot: r.latest === null ? null : Number(r.latest), current };
+  return {
+    known: r.outlier === null ? undefined : { outlier: r.outlier },
+    extremities: r.extremities ?? [],
+    latestSnapshot: r.latest === null ? null : Number(r.latest),
+    current,
+    position: r.pos === null ? undefined : Number(r.pos),
+  };
 }
 
 /**

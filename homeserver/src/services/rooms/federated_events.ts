@@ -106,13 +106,16 @@ export class FederatedEventStore {
   async persistIn(tx: Sql, changes: Changes, c: TimelineCandidate): Promise<PersistOutcome> {
     const ev = c.event;
     // One round trip for what the checks below read (the per-PDU path of /send counts them).
-    const room = await fed.persistContext(tx, ev.event_id, ev.room_id, linearKeys(ev, c.version));
+    // A candidate for the linear path also gets its stream position there (unused, a gap, if it
+    // turns out a duplicate or a fork: positions only need to increase).
+    const linearCandidate = c.stateBefore === undefined && c.beforeSnapshot !== undefined && c.rejectedReason === undefined;
+    const room = await fed.persistContext(tx, ev.event_id, ev.room_id, linearKeys(ev, c.version), linearCandidate);
     if (room.known && !room.known.outlier) return 'duplicate';
     if (c.stateBefore !== undefined) return this.persistFull(tx, changes, { ...c, stateBefore: c.stateBefore });
     if (c.beforeSnapshot === undefined) throw new Error('persistIn: the state before the event is missing');
     const beforeSnap = c.beforeSnapshot;
     if (c.rejectedReason !== undefined) return this.reject(tx, c, beforeSnap);
-    if (this.extendsCurrent(ev, beforeSnap, room)) return this.persistLinear(tx, changes, c, beforeSnap, room.current);
+    if (this.extendsCurrent(ev, beforeSnap, room)) return this.persistLinear(tx, changes, c, beforeSnap, room.current, room.position);
     // A fork (or a current state that is not the prev event's): the full path, over whole maps.
     const stateBefore = await loadState(tx, beforeSnap);
     return this.persistFull(tx, changes, { ...c, stateBefore, base: { snapshot: beforeSnap, map: stateBefore } });
@@ -158,7 +161,7 @@ export class FederatedEventStore {
    * The common case (extendsCurrent): costs the auth events and the event's own key, not the
    * room's state — the state after is a one-entry delta, current state rows are read by key.
    */
-  private async persistLinear(tx: Sql, changes: Changes, c: TimelineCandidate, beforeSnap: number, current: StateMap): Promise<PersistOutcome> {
+  private async persistLinear(tx: Sql, changes: Changes, c: TimelineCandidate, beforeSnap: number, current: StateMap, position: number | undefined): Promise<PersistOutcome> {
     const ev = c.event;
     const roomId = ev.room_id;
     const ownKey = ev.state_key !== undefined ? stateKey(ev.type, ev.state_key) : undefined;
@@ -179,6 +182,7 @@ export class FederatedEventStore {
       currentSnap: afterSnap,
       replacesState: changed.length > 0 ? (currentOwn ?? null) : null,
       redactionState,
+      position,
     });
   }
 
@@ -265,6 +269,8 @@ export class FederatedEventStore {
       currentSnap: number;
       replacesState: string | null;
       redactionState: StateMap;
+      /** A stream position already allocated (under this lock) for the event. */
+      position?: number;
     },
   ): Promise<PersistOutcome> {
     const ev = c.event;
@@ -273,7 +279,8 @@ export class FederatedEventStore {
     const memberChanges = p.changed.filter(([k]) => k.startsWith('m.room.member\u0000'));
     const others = memberChanges.filter(([k, id]) => !(k === p.ownKey && id === ev.event_id));
     const extra = await fed.nextStreamOrderings(tx, others.length);
-    const streamOrdering = await events.nextStreamOrdering(tx);
+    // The event's own position comes after those of the other membership changes it brings.
+    const streamOrdering = p.position !== undefined && extra.length === 0 ? p.position : await events.nextStreamOrdering(tx);
 
     await fed.upsertFederatedEvent(tx, {
       event: ev,
