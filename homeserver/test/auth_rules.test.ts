@@ -14,6 +14,7 @@ import {
   type AuthResult,
 } from '../src/services/rooms/auth_rules.js';
 import { stateKey, type RoomEvent, type RoomVersionId, type StateKey } from '../src/services/rooms/pdu.js';
+import { eventBuilder, type EventOpts } from './support/pdus.js';
 
 const ROOM = '!room:a.test';
 const ALICE = '@alice:a.test'; // creator, level 100
@@ -23,27 +24,8 @@ const CAROL = '@carol:c.test'; // joined, level 0
 const DAVE = '@dave:d.test'; // outsider
 const ERIN = '@erin:e.test'; // joined, level 50
 
-type Opts = { state_key?: string; prev?: string[]; auth?: string[]; room?: string; redacts?: string; signedBy?: string[] };
-let clock = 1000;
-function makeEvent(id: string, type: string, sender: string, content: Record<string, unknown>, o: Opts = {}): RoomEvent {
-  const servers = o.signedBy ?? [sender.slice(sender.indexOf(':') + 1)];
-  return {
-    event_id: id,
-    room_id: o.room ?? ROOM,
-    type,
-    sender,
-    content,
-    ...(o.state_key !== undefined ? { state_key: o.state_key } : {}),
-    ...(o.redacts !== undefined ? { redacts: o.redacts } : {}),
-    prev_events: o.prev ?? ['$prev'],
-    auth_events: o.auth ?? [],
-    depth: 1,
-    hashes: { sha256: 'x' },
-    origin_server_ts: clock++,
-    signatures: Object.fromEntries(servers.map((s) => [s, { 'ed25519:k': 'sig' }])),
-  };
-}
-const member = (id: string, sender: string, target: string, membership: string, extra: Record<string, unknown> = {}, o: Opts = {}) =>
+const makeEvent = eventBuilder(ROOM);
+const member = (id: string, sender: string, target: string, membership: string, extra: Record<string, unknown> = {}, o: EventOpts = {}) =>
   makeEvent(id, 'm.room.member', sender, { membership, ...extra }, { ...o, state_key: target });
 const plEvent = (id: string, sender: string, content: Record<string, unknown>) =>
   makeEvent(id, 'm.room.power_levels', sender, content, { state_key: '' });
@@ -283,7 +265,7 @@ runCases('rule 4.7: knocks only where the join rule allows them', [
 ]);
 
 // ---- rules 5-8 ----
-const topic = (sender: string, o: Opts = {}) => makeEvent('$e', 'm.room.topic', sender, { topic: 't' }, { state_key: '', ...o });
+const topic = (sender: string, o: EventOpts = {}) => makeEvent('$e', 'm.room.topic', sender, { topic: 't' }, { state_key: '', ...o });
 runCases('rules 5-8: membership, third-party invites, required levels, user-owned state', [
   { name: 'message from a non-member', event: makeEvent('$e', 'm.room.message', DAVE, {}), expect: 'rule 5' },
   { name: 'message from an invitee', event: makeEvent('$e', 'm.room.message', DAVE, {}), state: room({ extra: [member('$inv', BOB, DAVE, 'invite')] }), expect: 'rule 5' },

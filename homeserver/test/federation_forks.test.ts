@@ -1,7 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser } from './support/harness.js';
-import { asTestServer as ts, craft, currentStateMap, eventRow, eventually, inviteAndJoin, postTxn, startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { asTestServer as ts, craft, currentStateMap, eventRow, eventually, inviteAndJoin, postTxn, startClusterWithUsers, type FederationCluster, type FederationTestServer } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, putState, type User } from './support/rooms.js';
 import { loadSnapshot } from '../src/storage/state.js';
@@ -36,12 +35,8 @@ type Ctx = {
 const t = suite<Ctx>('federation: forks arriving one branch at a time');
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b', 'hs-c']);
-  [ctx.a, ctx.b, ctx.c] = ['hs-a', 'hs-b', 'hs-c'].map((l) => ctx.cluster.get(l)) as [FederationTestServer, FederationTestServer, FederationTestServer];
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
-  ctx.carol = await registerUser(ts(ctx.c), 'carol');
-  ctx.dave = await registerUser(ts(ctx.c), 'dave');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b', 'hs-c'], { alice: 'hs-a', bob: 'hs-b', carol: 'hs-c', dave: 'hs-c' });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'], c: servers['hs-c'] }, users);
   ctx.linear = new Map([ctx.a, ctx.b].map((s) => [s, watchLinear(s)]));
 });
 t.after(async (ctx) => {

@@ -1,7 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser } from './support/harness.js';
-import { craft, eventRow, eventually, inviteAndJoin, postTxn, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
+import { craft, eventRow, eventually, inviteAndJoin, postTxn, startClusterWithUsers, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, newTxn, ok, putState, send, type User } from './support/rooms.js';
 import { eventIdFor } from '../src/services/rooms/event_format.js';
@@ -18,13 +17,8 @@ type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationT
 const t = suite<Ctx>('federation: redacted events are served redacted');
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b', 'hs-c']);
-  ctx.a = ctx.cluster.get('hs-a');
-  ctx.b = ctx.cluster.get('hs-b');
-  ctx.c = ctx.cluster.get('hs-c');
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
-  ctx.cat = await registerUser(ts(ctx.c), 'cat');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b', 'hs-c'], { alice: 'hs-a', bob: 'hs-b', cat: 'hs-c' });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'], c: servers['hs-c'] }, users);
 });
 t.after(async (ctx) => {
   await ctx.cluster?.close();

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { registerUser, type Response } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
 import { api, assertError, createRoom, enc, ok, type User } from './support/rooms.js';
-import { asTestServer, currentStateMap, eventRow, eventually, inviteAndJoin, startFederationCluster, type FederationCluster, type FederationTestServer, remoteError } from './support/federation.js';
+import { asTestServer, currentStateMap, eventRow, eventually, inviteAndJoin, startClusterWithUsers, type FederationCluster, type FederationTestServer, remoteError } from './support/federation.js';
 import { signRequest } from '../src/services/federation/x_matrix.js';
 import { eventIdFor, verifyEventSignature } from '../src/services/rooms/event_format.js';
 import type { RoomVersionId } from '../src/services/rooms/pdu.js';
@@ -37,14 +37,8 @@ const restrictedTo = (rule: string, ...roomIds: string[]) => ({
 });
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b', 'hs-c']);
-  [ctx.a, ctx.b, ctx.c] = ['hs-a', 'hs-b', 'hs-c'].map((l) => ctx.cluster.get(l)) as [FederationTestServer, FederationTestServer, FederationTestServer];
-  ctx.alice = await registerUser(asTestServer(ctx.a), 'alice');
-  ctx.olive = await registerUser(asTestServer(ctx.a), 'olive');
-  ctx.bob = await registerUser(asTestServer(ctx.b), 'bob');
-  ctx.mallory = await registerUser(asTestServer(ctx.b), 'mallory');
-  ctx.dan = await registerUser(asTestServer(ctx.b), 'dan');
-  ctx.carol = await registerUser(asTestServer(ctx.c), 'carol');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b', 'hs-c'], { alice: 'hs-a', olive: 'hs-a', bob: 'hs-b', mallory: 'hs-b', dan: 'hs-b', carol: 'hs-c' });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'], c: servers['hs-c'] }, users);
   const A = asTestServer(ctx.a);
   ctx.space = await createRoom(A, ctx.alice, { preset: 'public_chat', creation_content: { type: 'm.space' } });
   ctx.room = await createRoom(A, ctx.alice, { preset: 'private_chat', initial_state: [restrictedTo('restricted', ctx.space)], power_level_content_override: { invite: 50 } });

@@ -1,9 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser } from './support/harness.js';
 import { beforeAll } from './support/hooks.js';
 import { api, assertError, createRoom, enc, ok, send, type User } from './support/rooms.js';
-import { asTestServer as ts, currentStateMap, eventRow, eventually, inviteAndJoin, startFederationCluster, type FederationCluster, type FederationTestServer } from './support/federation.js';
+import { asTestServer as ts, currentStateMap, eventRow, eventually, inviteAndJoin, startClusterWithUsers, type FederationCluster, type FederationTestServer } from './support/federation.js';
 import { verifyEventSignature } from '../src/services/rooms/event_format.js';
 import type { RoomVersionId } from '../src/services/rooms/pdu.js';
 
@@ -18,13 +17,8 @@ type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationT
 const t = suite<Ctx>('federation: restricted room joins through a resident that can vouch');
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b']);
-  ctx.a = ctx.cluster.get('hs-a');
-  ctx.b = ctx.cluster.get('hs-b');
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
-  ctx.dan = await registerUser(ts(ctx.b), 'dan');
-  ctx.eve = await registerUser(ts(ctx.b), 'eve');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b'], { alice: 'hs-a', bob: 'hs-b', dan: 'hs-b', eve: 'hs-b' });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'] }, users);
   ctx.space = await createRoom(ts(ctx.a), ctx.alice, { preset: 'public_chat', creation_content: { type: 'm.space' } });
   ctx.room = await createRoom(ts(ctx.a), ctx.alice, {
     preset: 'private_chat',

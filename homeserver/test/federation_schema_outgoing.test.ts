@@ -8,8 +8,7 @@ import {
   asTestServer as ts,
   craftRemoteMember,
   inviteAndJoin,
-  startFederationCluster,
-  startRecordingPeer,
+  startClusterWithUsers, startRecordingPeer,
   type FederationCluster,
   type FederationTestServer,
   type RecordingPeer,
@@ -29,11 +28,8 @@ type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationT
 const t = suite<Ctx>('federation: requests and transactions Hearth sends, against the spec schemas');
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b']);
-  ctx.a = ctx.cluster.get('hs-a');
-  ctx.b = ctx.cluster.get('hs-b');
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b'], { alice: 'hs-a', bob: 'hs-b' });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'] }, users);
   ctx.peer = await startRecordingPeer(ctx.cluster, 'peer');
 });
 t.after(async (ctx) => {

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { registerUser, type TestServer } from './support/harness.js';
 import { eventually, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
-import { api, bodies, enc, ok, send, type User } from './support/rooms.js';
+import { api, enc, ok, send, type User } from './support/rooms.js';
+import { aliceJoinsPeerRoom, history, membershipOn, noneRejected, peerServer, reactionsAndRedactionsBothWays, remoteJoinsHearthRoom, sameState, seen, typingAndReceipts, type Interop } from './support/interop.js';
 import { startSynapse, type SynapsePeer } from './support/synapse.js';
 import * as sdk from 'matrix-js-sdk';
 import { cryptoClient, muteConsole, quietSdk, unrefLongTimers, waitUntil } from './support/sdk.js';
@@ -23,9 +24,6 @@ const WAIT_MS = 45_000;
 type Ctx = { cluster: FederationCluster; h: FederationTestServer; sy: SynapsePeer; alice: User; sam: User; roomA: string; roomB: string; clients: sdk.MatrixClient[]; restore: (() => void)[] };
 const t = suite<Ctx>('federation: interop with Synapse');
 
-/** support/rooms.ts helpers on the Synapse client API (they only use `request`). */
-const syn = (sy: SynapsePeer) => sy as unknown as TestServer;
-
 beforeAll(t, async (ctx) => {
   ctx.restore = [unrefLongTimers(), muteConsole()];
   ctx.clients = [];
@@ -34,7 +32,7 @@ beforeAll(t, async (ctx) => {
   ctx.h = ctx.cluster.get('hs-h');
   ctx.sy = await startSynapse(ctx.cluster);
   ctx.alice = await registerUser(ts(ctx.h), 'alice');
-  ctx.sam = await registerUser(syn(ctx.sy), 'sam');
+  ctx.sam = await registerUser(peerServer(ctx.sy), 'sam');
 });
 t.after(async (ctx) => {
   for (const c of ctx.clients ?? []) c.stopClient();
@@ -43,62 +41,33 @@ t.after(async (ctx) => {
   await ctx.cluster?.close();
 });
 
-/** Bodies of the messages in a /messages page (newest first) read on `s` by `u`. */
-async function history(s: TestServer, u: User, roomId: string): Promise<string[]> {
-  return bodies(ok(await api(s, u, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=100`), 'messages').chunk);
-}
-
-/** Hearth accepted every event it holds of the room (Synapse's signatures, hashes and auth all checked out). */
-async function noneRejected(h: FederationTestServer, roomId: string): Promise<void> {
-  const bad = await h.hs.deps.db.query<{ event_id: string; type: string; rejected_reason: string | null; soft_failed: boolean }>(
-    'select event_id, type, rejected_reason, soft_failed from events where room_id = ? and (rejected_reason is not null or soft_failed)',
-    [roomId],
-  );
-  assert.equal(bad, [], 'no event of the room rejected or soft-failed on Hearth');
-}
-
-/** Waits until `u` on `s` sees a message with `body` in the room (read through /messages). */
-async function seen(s: TestServer, u: User, roomId: string, body: string, what: string): Promise<void> {
-  await eventually(async () => (await history(s, u, roomId)).includes(body), what, 300, 100);
-}
+/** The pairing the shared steps of support/interop.ts run on. */
+const pair = (ctx: Ctx): Interop => ({ h: ctx.h, alice: ctx.alice, peer: ctx.sy, peerName: 'Synapse', remote: ctx.sam, remoteName: 'sam' });
 
 t('alice on Hearth invites sam on Synapse; sam joins through Hearth (Synapse\'s make_join/send_join)', async (ctx) => {
-  const { h, sy, alice, sam } = ctx;
+  const { h, alice } = ctx;
   ctx.roomA = ok(await api(ts(h), alice, 'POST', '/createRoom', { name: 'Hearth room', preset: 'private_chat' })).room_id;
   await send(ts(h), alice, ctx.roomA, 'hello before sam');
-  h.federationRequests.length = 0;
-  ok(await api(ts(h), alice, 'POST', `/rooms/${enc(ctx.roomA)}/invite`, { user_id: sam.user_id }), 'invite sam');
-  await eventually(async () => ok(await api(syn(sy), sam, 'GET', '/sync?timeout=0')).rooms?.invite?.[ctx.roomA] !== undefined, 'the invite reaches Synapse', 300, 100);
-  const joined = await api(syn(sy), sam, 'POST', `/join/${enc(ctx.roomA)}?server_name=${enc(h.serverName)}`, {});
-  assert.is(joined.status, 200, `sam joins: ${JSON.stringify(joined.body)}\n${sy.logTail()}`);
-  await eventually(async () => {
-    const m = ok(await api(ts(h), alice, 'GET', `/rooms/${enc(ctx.roomA)}/members`)).chunk as any[];
-    return m.some((e) => e.state_key === sam.user_id && e.content.membership === 'join');
-  }, 'Hearth sees sam\'s join');
-  // The join came through Hearth's federation API, from Synapse (it asks for a partial-state join).
-  const fromSynapse = h.federationRequests.filter((r) => r.origin === sy.serverName).map((r) => `${r.method} ${r.url.split('?')[0]!.split('/').slice(0, 5).join('/')}`);
-  assert.ok(fromSynapse.includes('GET /_matrix/federation/v1/make_join'), `make_join from Synapse (got ${JSON.stringify(fromSynapse)})`);
-  assert.ok(fromSynapse.includes('PUT /_matrix/federation/v2/send_join'), 'send_join v2 from Synapse');
+  await remoteJoinsHearthRoom(pair(ctx), ctx.roomA);
+  // Synapse asks for a partial-state join.
   const sendJoin = h.federationRequests.find((r) => r.url.startsWith('/_matrix/federation/v2/send_join/'))!;
   assert.ok(sendJoin.url.endsWith('?omit_members=true'), `Synapse asks for a partial-state join (${sendJoin.url})`);
   // Synapse holds the room's full state as Hearth has it.
-  const onSynapse = ok(await api(syn(sy), sam, 'GET', `/rooms/${enc(ctx.roomA)}/state`)) as any[];
-  const keys = (events: any[]) => events.map((e) => `${e.type}|${e.state_key}|${e.event_id}`).sort();
-  assert.equal(keys(onSynapse), keys(ok(await api(ts(h), alice, 'GET', `/rooms/${enc(ctx.roomA)}/state`))), 'same state on both servers');
+  await sameState(pair(ctx), ctx.roomA);
 });
 
 t('messages both ways in the Hearth room, read through both client APIs', async (ctx) => {
   const { h, sy, alice, sam, roomA } = ctx;
-  await send(syn(sy), sam, roomA, 'from sam on Synapse');
+  await send(peerServer(sy), sam, roomA, 'from sam on Synapse');
   await seen(ts(h), alice, roomA, 'from sam on Synapse', 'Hearth receives sam\'s message');
   await send(ts(h), alice, roomA, 'from alice on Hearth');
-  await seen(syn(sy), sam, roomA, 'from alice on Hearth', 'Synapse receives alice\'s message');
+  await seen(peerServer(sy), sam, roomA, 'from alice on Hearth', 'Synapse receives alice\'s message');
   // Synapse saw the history before its join too (its /messages reaches back over the full state it got).
-  const onSynapse = await history(syn(sy), sam, roomA);
+  const onSynapse = await history(peerServer(sy), sam, roomA);
   assert.equal(onSynapse.slice(0, 2), ['from alice on Hearth', 'from sam on Synapse'], 'same order on Synapse');
   assert.equal((await history(ts(h), alice, roomA)).slice(0, 3), ['from alice on Hearth', 'from sam on Synapse', 'hello before sam'], 'same order on Hearth');
   // Synapse's /sync shows the room as joined with the message, sent by alice of Hearth.
-  const sync = ok(await api(syn(sy), sam, 'GET', '/sync?timeout=0'));
+  const sync = ok(await api(peerServer(sy), sam, 'GET', '/sync?timeout=0'));
   const timeline = sync.rooms.join[roomA].timeline.events as any[];
   const msg = timeline.find((e) => e.content?.body === 'from alice on Hearth');
   assert.is(msg?.sender, alice.user_id);
@@ -106,123 +75,50 @@ t('messages both ways in the Hearth room, read through both client APIs', async 
 
 t('a room of Synapse\'s default version (12): alice on Hearth is invited, joins through Synapse, messages flow both ways', async (ctx) => {
   const { h, sy, alice, sam } = ctx;
-  const v12 = ok(await api(syn(sy), sam, 'POST', '/createRoom', { name: 'Synapse v12', preset: 'private_chat' })).room_id as string;
-  const version = ok(await api(syn(sy), sam, 'GET', `/rooms/${enc(v12)}/state/m.room.create/`)).room_version;
+  const v12 = ok(await api(peerServer(sy), sam, 'POST', '/createRoom', { name: 'Synapse v12', preset: 'private_chat' })).room_id as string;
+  const version = ok(await api(peerServer(sy), sam, 'GET', `/rooms/${enc(v12)}/state/m.room.create/`)).room_version;
   assert.is(version, '12', "Synapse's default room version");
-  await send(syn(sy), sam, v12, 'v12 before alice');
-  ok(await api(syn(sy), sam, 'POST', `/rooms/${enc(v12)}/invite`, { user_id: alice.user_id }), 'invite alice');
+  await send(peerServer(sy), sam, v12, 'v12 before alice');
+  ok(await api(peerServer(sy), sam, 'POST', `/rooms/${enc(v12)}/invite`, { user_id: alice.user_id }), 'invite alice');
   await eventually(async () => ok(await api(ts(h), alice, 'GET', '/sync?timeout=0')).rooms?.invite?.[v12] !== undefined, 'the v12 invite reaches Hearth', 300, 100);
   const joined = await api(ts(h), alice, 'POST', `/join/${enc(v12)}?server_name=${enc(sy.serverName)}`, {});
   assert.is(joined.status, 200, `alice joins the v12 room through Synapse: ${JSON.stringify(joined.body)}\n${sy.logTail()}`);
-  await eventually(async () => {
-    const m = ok(await api(syn(sy), sam, 'GET', `/rooms/${enc(v12)}/members`)).chunk as any[];
-    return m.some((e) => e.state_key === alice.user_id && e.content.membership === 'join');
-  }, 'Synapse sees alice\'s join');
-  await send(syn(sy), sam, v12, 'v12 from sam');
+  await membershipOn(peerServer(sy), sam, v12, alice.user_id, 'Synapse sees alice\'s join');
+  await send(peerServer(sy), sam, v12, 'v12 from sam');
   await seen(ts(h), alice, v12, 'v12 from sam', 'Hearth receives sam\'s v12 message');
   await send(ts(h), alice, v12, 'v12 from alice');
-  await seen(syn(sy), sam, v12, 'v12 from alice', 'Synapse receives alice\'s v12 message');
+  await seen(peerServer(sy), sam, v12, 'v12 from alice', 'Synapse receives alice\'s v12 message');
   await noneRejected(h, v12);
   // alice leaves again: later cases expect Synapse to share no room with her (device list tracking).
   ok(await api(ts(h), alice, 'POST', `/rooms/${enc(v12)}/leave`, {}), 'alice leaves the v12 room');
-  await eventually(async () => {
-    const m = ok(await api(syn(sy), sam, 'GET', `/rooms/${enc(v12)}/members`)).chunk as any[];
-    return m.some((e) => e.state_key === alice.user_id && e.content.membership === 'leave');
-  }, 'Synapse sees alice leave the v12 room');
+  await membershipOn(peerServer(sy), sam, v12, alice.user_id, 'Synapse sees alice leave the v12 room', 'leave');
 });
 
 t('sam creates a room on Synapse, invites alice; alice joins through Synapse and backfills its history', async (ctx) => {
-  const { h, sy, alice, sam } = ctx;
-  ctx.roomB = ok(await api(syn(sy), sam, 'POST', '/createRoom', { name: 'Synapse room', preset: 'private_chat', room_version: '11' })).room_id;
-  for (let i = 1; i <= 4; i++) await send(syn(sy), sam, ctx.roomB, `synapse history ${i}`);
-  ok(await api(syn(sy), sam, 'POST', `/rooms/${enc(ctx.roomB)}/invite`, { user_id: alice.user_id }), 'invite alice');
-  await eventually(async () => ok(await api(ts(h), alice, 'GET', '/sync?timeout=0')).rooms?.invite?.[ctx.roomB] !== undefined, 'the invite reaches Hearth', 300, 100);
-  const inv = ok(await api(ts(h), alice, 'GET', '/sync?timeout=0')).rooms.invite[ctx.roomB];
-  assert.ok(inv.invite_state.events.some((e: any) => e.type === 'm.room.name' && e.content.name === 'Synapse room'), 'stripped state from Synapse');
-  const joined = await api(ts(h), alice, 'POST', `/join/${enc(ctx.roomB)}?server_name=${enc(sy.serverName)}`, {});
-  assert.is(joined.status, 200, `alice joins through Synapse: ${JSON.stringify(joined.body)}\n${sy.logTail()}`);
-  await eventually(async () => {
-    const m = ok(await api(syn(sy), sam, 'GET', `/rooms/${enc(ctx.roomB)}/members`)).chunk as any[];
-    return m.some((e) => e.state_key === alice.user_id && e.content.membership === 'join');
-  }, 'Synapse sees alice\'s join');
-  const name = ok(await api(ts(h), alice, 'GET', `/rooms/${enc(ctx.roomB)}/state/m.room.name/`));
-  assert.is(name.name, 'Synapse room', 'Hearth has the room state from send_join');
-  const got = await history(ts(h), alice, ctx.roomB);
-  assert.equal(got.filter((b) => b.startsWith('synapse history')), ['synapse history 4', 'synapse history 3', 'synapse history 2', 'synapse history 1'], `backfilled from Synapse (got ${JSON.stringify(got)})`);
-  await noneRejected(h, ctx.roomB);
+  ctx.roomB = await aliceJoinsPeerRoom(pair(ctx), { room_version: '11' });
 });
 
 t('messages, reactions and redactions both ways in the Synapse room', async (ctx) => {
-  const { h, sy, alice, sam, roomB } = ctx;
-  const fromAlice = await send(ts(h), alice, roomB, 'alice in the Synapse room');
-  await seen(syn(sy), sam, roomB, 'alice in the Synapse room', 'Synapse receives alice\'s message');
-  const fromSam = await send(syn(sy), sam, roomB, 'sam answers');
-  await seen(ts(h), alice, roomB, 'sam answers', 'Hearth receives sam\'s message');
-
-  // Reactions: each side reacts to the other's message; the other side gets the m.reaction.
-  const reactionOf = async (s: TestServer, u: User, target: string, key: string) => {
-    const chunk = ok(await api(s, u, 'GET', `/rooms/${enc(roomB)}/messages?dir=b&limit=100`)).chunk as any[];
-    return chunk.find((e) => e.type === 'm.reaction' && e.content?.['m.relates_to']?.event_id === target && e.content['m.relates_to'].key === key);
-  };
-  const samReaction = await send(syn(sy), sam, roomB, { 'm.relates_to': { rel_type: 'm.annotation', event_id: fromAlice, key: '👍' } }, 'm.reaction');
-  await eventually(async () => (await reactionOf(ts(h), alice, fromAlice, '👍'))?.event_id === samReaction, 'Hearth receives sam\'s reaction');
-  const aliceReaction = await send(ts(h), alice, roomB, { 'm.relates_to': { rel_type: 'm.annotation', event_id: fromSam, key: '🎉' } }, 'm.reaction');
-  await eventually(async () => (await reactionOf(syn(sy), sam, fromSam, '🎉'))?.event_id === aliceReaction, 'Synapse receives alice\'s reaction');
-  // Hearth's relations API sees Synapse's reaction as an annotation of alice's message.
-  const rel = ok(await ts(h).request('GET', `/_matrix/client/v1/rooms/${enc(roomB)}/relations/${enc(fromAlice)}/m.annotation`, { token: alice.access_token }));
-  assert.equal(rel.chunk.map((e: any) => e.event_id), [samReaction]);
-
-  // Redactions: each side redacts its own message; the other side's copy loses its content.
-  const redact = async (s: TestServer, u: User, eventId: string) =>
-    ok(await api(s, u, 'PUT', `/rooms/${enc(roomB)}/redact/${enc(eventId)}/${Date.now()}r`, { reason: 'oops' }), 'redact').event_id as string;
-  const redactedOn = async (s: TestServer, u: User, eventId: string) => {
-    const e = ok(await api(s, u, 'GET', `/rooms/${enc(roomB)}/event/${enc(eventId)}`));
-    return e.content.body === undefined && e.unsigned?.redacted_because !== undefined;
-  };
-  await redact(ts(h), alice, fromAlice);
-  await eventually(() => redactedOn(syn(sy), sam, fromAlice), 'Synapse applies alice\'s redaction', 300, 100);
-  await redact(syn(sy), sam, fromSam);
-  await eventually(() => redactedOn(ts(h), alice, fromSam), 'Hearth applies sam\'s redaction', 300, 100);
-  assert.not.ok(await redactedOn(ts(h), alice, samReaction), 'other events stay');
-  await noneRejected(h, roomB);
+  await reactionsAndRedactionsBothWays(pair(ctx), ctx.roomB);
 });
 
 t('EDUs: sam\'s typing reaches Hearth, alice\'s read receipt reaches Synapse', async (ctx) => {
-  const { h, sy, alice, sam, roomB } = ctx;
-  ok(await api(syn(sy), sam, 'PUT', `/rooms/${enc(roomB)}/typing/${enc(sam.user_id)}`, { typing: true, timeout: 30000 }), 'typing');
-  let since: string | undefined;
-  await eventually(async () => {
-    const sync = ok(await api(ts(h), alice, 'GET', `/sync?timeout=0${since ? `&since=${enc(since)}` : ''}`));
-    since = sync.next_batch;
-    const typing = (sync.rooms?.join?.[roomB]?.ephemeral?.events ?? []).find((e: any) => e.type === 'm.typing');
-    return typing?.content.user_ids.includes(sam.user_id) === true;
-  }, 'Hearth shows sam typing', 300, 100);
-
-  const last = await send(syn(sy), sam, roomB, 'read me');
-  await seen(ts(h), alice, roomB, 'read me', 'Hearth receives the message');
-  ok(await api(ts(h), alice, 'POST', `/rooms/${enc(roomB)}/receipt/m.read/${enc(last)}`, {}), 'receipt');
-  let samSince: string | undefined;
-  await eventually(async () => {
-    const sync = ok(await api(syn(sy), sam, 'GET', `/sync?timeout=0${samSince ? `&since=${enc(samSince)}` : ''}`));
-    samSince = sync.next_batch;
-    const receipts = (sync.rooms?.join?.[roomB]?.ephemeral?.events ?? []).find((e: any) => e.type === 'm.receipt');
-    return receipts?.content?.[last]?.['m.read']?.[alice.user_id] !== undefined;
-  }, 'Synapse shows alice\'s read receipt', 300, 100);
+  await typingAndReceipts(pair(ctx), ctx.roomB);
 });
 
 t('queries both ways: profiles and room aliases', async (ctx) => {
   const { h, sy, alice, sam, roomA } = ctx;
   ok(await api(ts(h), alice, 'PUT', `/profile/${enc(alice.user_id)}/displayname`, { displayname: 'Alice of Hearth' }));
-  ok(await api(syn(sy), sam, 'PUT', `/profile/${enc(sam.user_id)}/displayname`, { displayname: 'Sam of Synapse' }));
+  ok(await api(peerServer(sy), sam, 'PUT', `/profile/${enc(sam.user_id)}/displayname`, { displayname: 'Sam of Synapse' }));
   // Each server asks the other (federation query/profile); Synapse may cache an older answer, so poll.
-  await eventually(async () => (await api(syn(sy), sam, 'GET', `/profile/${enc(alice.user_id)}/displayname`)).body?.displayname === 'Alice of Hearth', 'Synapse reads alice\'s profile from Hearth');
+  await eventually(async () => (await api(peerServer(sy), sam, 'GET', `/profile/${enc(alice.user_id)}/displayname`)).body?.displayname === 'Alice of Hearth', 'Synapse reads alice\'s profile from Hearth');
   await eventually(async () => (await api(ts(h), alice, 'GET', `/profile/${enc(sam.user_id)}/displayname`)).body?.displayname === 'Sam of Synapse', 'Hearth reads sam\'s profile from Synapse');
   // Aliases: resolved through the other server's query/directory.
   ok(await api(ts(h), alice, 'PUT', `/directory/room/${enc(`#hearth-room:${h.serverName}`)}`, { room_id: roomA }), 'alias on Hearth');
-  const onSynapse = ok(await api(syn(sy), sam, 'GET', `/directory/room/${enc(`#hearth-room:${h.serverName}`)}`), 'Synapse resolves the Hearth alias');
+  const onSynapse = ok(await api(peerServer(sy), sam, 'GET', `/directory/room/${enc(`#hearth-room:${h.serverName}`)}`), 'Synapse resolves the Hearth alias');
   assert.is(onSynapse.room_id, roomA);
   assert.ok(onSynapse.servers.includes(h.serverName));
-  ok(await api(syn(sy), sam, 'PUT', `/directory/room/${enc(`#synapse-room:${sy.serverName}`)}`, { room_id: ctx.roomB }), 'alias on Synapse');
+  ok(await api(peerServer(sy), sam, 'PUT', `/directory/room/${enc(`#synapse-room:${sy.serverName}`)}`, { room_id: ctx.roomB }), 'alias on Synapse');
   const onHearth = ok(await api(ts(h), alice, 'GET', `/directory/room/${enc(`#synapse-room:${sy.serverName}`)}`), 'Hearth resolves the Synapse alias');
   assert.is(onHearth.room_id, ctx.roomB);
 });
@@ -231,10 +127,10 @@ t('leaves both ways: sam leaves the Hearth room, alice leaves the Synapse room',
   const { h, sy, alice, sam, roomA, roomB } = ctx;
   const membership = async (s: TestServer, u: User, roomId: string, userId: string) =>
     (await api(s, u, 'GET', `/rooms/${enc(roomId)}/state/m.room.member/${enc(userId)}`)).body?.membership;
-  ok(await api(syn(sy), sam, 'POST', `/rooms/${enc(roomA)}/leave`, {}), 'sam leaves');
+  ok(await api(peerServer(sy), sam, 'POST', `/rooms/${enc(roomA)}/leave`, {}), 'sam leaves');
   await eventually(async () => (await membership(ts(h), alice, roomA, sam.user_id)) === 'leave', 'Hearth sees sam leave');
   ok(await api(ts(h), alice, 'POST', `/rooms/${enc(roomB)}/leave`, {}), 'alice leaves');
-  await eventually(async () => (await membership(syn(sy), sam, roomB, alice.user_id)) === 'leave', 'Synapse sees alice leave');
+  await eventually(async () => (await membership(peerServer(sy), sam, roomB, alice.user_id)) === 'leave', 'Synapse sees alice leave');
   await noneRejected(h, roomA);
 });
 
@@ -254,7 +150,7 @@ t('end-to-end encryption: alice (Hearth) and sam (Synapse) read each other\'s en
   const { h, sy, sam } = ctx;
   // Fresh logins: new devices whose keys the SDK uploads.
   const aliceLogin = ok(await ts(h).request('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'alice' }, password: 'correct horse battery' } }), 'alice logs in');
-  const samLogin = ok(await syn(sy).request('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'sam' }, password: 'correct horse battery' } }), 'sam logs in');
+  const samLogin = ok(await peerServer(sy).request('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'sam' }, password: 'correct horse battery' } }), 'sam logs in');
   const alice = await cryptoClient(await h.listen(), aliceLogin, { track: ctx.clients, timeoutMs: WAIT_MS });
   const samClient = await cryptoClient(sy.clientUrl, samLogin, { track: ctx.clients, timeoutMs: WAIT_MS });
 
@@ -285,7 +181,7 @@ t('end-to-end encryption: alice (Hearth) and sam (Synapse) read each other\'s en
   const onHearth = ok(await api(ts(h), aliceLogin, 'GET', `/rooms/${enc(roomId)}/event/${enc(reply.event_id)}`));
   assert.is(onHearth.type, 'm.room.encrypted');
   assert.not.ok(JSON.stringify(onHearth).includes('secret'), 'Hearth never sees the plaintext');
-  const onSynapse = ok(await api(syn(sy), samLogin, 'GET', `/rooms/${enc(roomId)}/event/${enc(first.event_id)}`));
+  const onSynapse = ok(await api(peerServer(sy), samLogin, 'GET', `/rooms/${enc(roomId)}/event/${enc(first.event_id)}`));
   assert.is(onSynapse.type, 'm.room.encrypted');
 });
 

@@ -10,8 +10,7 @@ import {
   eventRow,
   eventually,
   postTxn,
-  startFederationCluster,
-  type FederationCluster,
+  startClusterWithUsers, type FederationCluster,
   type FederationTestServer,
   type TestCa,
 } from './support/federation.js';
@@ -32,11 +31,8 @@ const t = suite<Ctx>('federation: third-party invites');
 beforeAll(t, async (ctx) => {
   ctx.ca = await createTestCa('identity test CA');
   ctx.is = await startIdentityServer(ctx.ca);
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b'], { env: () => ({ HEARTH_IDENTITY_CA_FILE: ctx.ca.caFile, HEARTH_IDENTITY_ALLOW_PRIVATE_ADDRESSES: 'true' }) });
-  ctx.a = ctx.cluster.get('hs-a');
-  ctx.b = ctx.cluster.get('hs-b');
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b'], { alice: 'hs-a', bob: 'hs-b' }, { env: () => ({ HEARTH_IDENTITY_CA_FILE: ctx.ca.caFile, HEARTH_IDENTITY_ALLOW_PRIVATE_ADDRESSES: 'true' }) });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'] }, users);
 });
 t.after(async (ctx) => {
   await ctx.cluster?.close();

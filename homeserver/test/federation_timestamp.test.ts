@@ -1,7 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser } from './support/harness.js';
-import { eventRow, eventually, inviteAndJoin, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
+import { eventRow, eventually, inviteAndJoin, startClusterWithUsers, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, send, type User } from './support/rooms.js';
 import { FederationError } from '../src/services/federation/client.js';
@@ -17,12 +16,8 @@ type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationT
 const t = suite<Ctx>('federation: timestamp_to_event');
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b'], { env: (label): Record<string, string> => (label === 'hs-b' ? { HEARTH_FEDERATION_BACKFILL_LIMIT: '2' } : {}) });
-  ctx.a = ctx.cluster.get('hs-a');
-  ctx.b = ctx.cluster.get('hs-b');
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.carol = await registerUser(ts(ctx.a), 'carol');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b'], { alice: 'hs-a', carol: 'hs-a', bob: 'hs-b' }, { env: (label): Record<string, string> => (label === 'hs-b' ? { HEARTH_FEDERATION_BACKFILL_LIMIT: '2' } : {}) });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'] }, users);
 });
 t.after(async (ctx) => {
   await ctx.cluster?.close();

@@ -5,7 +5,6 @@
 // by the receiving server against the room id; auth chains served for v12 events.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser } from './support/harness.js';
 import {
   asTestServer as ts,
   craftRemoteMember,
@@ -14,8 +13,7 @@ import {
   eventually,
   inviteAndJoin,
   postTxn,
-  startFederationCluster,
-  type FederationCluster,
+  startClusterWithUsers, type FederationCluster,
   type FederationTestServer,
 } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
@@ -30,12 +28,8 @@ type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationT
 const t = suite<Ctx>('federation: room version 12');
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b']);
-  [ctx.a, ctx.b] = ['hs-a', 'hs-b'].map((l) => ctx.cluster.get(l)) as [FederationTestServer, FederationTestServer];
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
-  ctx.carol = await registerUser(ts(ctx.b), 'carol');
-  ctx.dave = await registerUser(ts(ctx.b), 'dave');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b'], { alice: 'hs-a', bob: 'hs-b', carol: 'hs-b', dave: 'hs-b' });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'] }, users);
 });
 t.after(async (ctx) => {
   await ctx.cluster?.close();

@@ -1,7 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerUser } from './support/harness.js';
-import { eventRow, startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
+import { eventRow, startClusterWithUsers, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import { api, enc, ok, putState, send, type User } from './support/rooms.js';
 import { FederationError } from '../src/services/federation/client.js';
@@ -16,11 +15,8 @@ type Ctx = { cluster: FederationCluster; a: FederationTestServer; b: FederationT
 const t = suite<Ctx>('federation: history visibility for servers');
 
 beforeAll(t, async (ctx) => {
-  ctx.cluster = await startFederationCluster(['hs-a', 'hs-b']);
-  ctx.a = ctx.cluster.get('hs-a');
-  ctx.b = ctx.cluster.get('hs-b');
-  ctx.alice = await registerUser(ts(ctx.a), 'alice');
-  ctx.bob = await registerUser(ts(ctx.b), 'bob');
+  const { cluster, servers, users } = await startClusterWithUsers(['hs-a', 'hs-b'], { alice: 'hs-a', bob: 'hs-b' });
+  Object.assign(ctx, { cluster, a: servers['hs-a'], b: servers['hs-b'] }, users);
 });
 t.after(async (ctx) => {
   await ctx.cluster?.close();

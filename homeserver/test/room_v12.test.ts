@@ -18,6 +18,7 @@ import { resolveState } from '../src/services/rooms/state_res.js';
 import { conflictedSubgraph } from '../src/services/rooms/state_res_v21.js';
 import { userPowerLevel } from '../src/services/rooms/power_levels.js';
 import { eventIdFor } from '../src/services/rooms/event_format.js';
+import { authChainOver, eventBuilder, type EventOpts } from './support/pdus.js';
 import { api, assertError, createRoom, enc, invite, join, ok, putState, send, stateMap, suiteWithUsers } from './support/rooms.js';
 
 const C12 = '$createTwelve';
@@ -28,25 +29,8 @@ const BOB = '@bob:b.test'; // level 100, not a creator
 const CAROL = '@carol:c.test'; // level 0
 const DAVE = '@dave:d.test'; // outsider
 
-type Opts = { state_key?: string; prev?: string[]; auth?: string[]; room?: string };
-let clock = 1000;
-function ev(id: string, type: string, sender: string, content: Record<string, unknown>, o: Opts = {}): RoomEvent {
-  return {
-    event_id: id,
-    room_id: o.room ?? ROOM,
-    type,
-    sender,
-    content,
-    ...(o.state_key !== undefined ? { state_key: o.state_key } : {}),
-    prev_events: o.prev ?? ['$prev'],
-    auth_events: o.auth ?? [],
-    depth: 1,
-    hashes: { sha256: 'x' },
-    origin_server_ts: clock++,
-    signatures: { [sender.slice(sender.indexOf(':') + 1)]: { 'ed25519:k': 'sig' } },
-  };
-}
-const member = (id: string, sender: string, target: string, membership: string, o: Opts = {}) =>
+const ev = eventBuilder(ROOM);
+const member = (id: string, sender: string, target: string, membership: string, o: EventOpts = {}) =>
   ev(id, 'm.room.member', sender, { membership }, { ...o, state_key: target });
 const pl = (id: string, sender: string, content: Record<string, unknown>) => ev(id, 'm.room.power_levels', sender, content, { state_key: '' });
 /** The create event as the server holds it in memory: room_id attached, `!` + its hash. */
@@ -187,16 +171,7 @@ class Graph {
     return this.version === '12' ? '!g12create' : '!g:hs.test';
   }
   readonly fetch = (id: string) => this.events.get(id);
-  readonly authChain = (ids: Iterable<string>): Set<string> => {
-    const out = new Set<string>();
-    const stack = [...ids].flatMap((id) => this.events.get(id)?.auth_events ?? []);
-    for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
-      if (out.has(id)) continue;
-      out.add(id);
-      stack.push(...(this.events.get(id)?.auth_events ?? []));
-    }
-    return out;
-  };
+  readonly authChain = authChainOver(this.events);
   resolve(sets: StateMap[]): StateMap {
     return resolveState(this.version, sets, this.fetch, this.authChain);
   }

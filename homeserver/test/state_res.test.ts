@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { authEventTypesFor, checkAuth, checkAuthAgainstAuthEvents } from '../src/services/rooms/auth_rules.js';
 import { stateKey, type RoomEvent, type StateMap } from '../src/services/rooms/pdu.js';
+import { authChainOver } from './support/pdus.js';
 import {
   authDifference,
   isPowerEvent,
@@ -35,16 +36,7 @@ class Graph {
   private ts = 0;
   readonly fetch = (id: string) => this.events.get(id);
   /** Auth chain per the spec: reachable through auth_events, excluding the start events. */
-  readonly authChain = (ids: Iterable<string>): Set<string> => {
-    const out = new Set<string>();
-    const stack = [...ids].flatMap((id) => this.events.get(id)?.auth_events ?? []);
-    for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
-      if (out.has(id)) continue;
-      out.add(id);
-      stack.push(...(this.events.get(id)?.auth_events ?? []));
-    }
-    return out;
-  };
+  readonly authChain = authChainOver(this.events);
 
   resolve(tips: string[]): StateMap {
     return resolveState(V, tips.map((t) => this.stateAfter.get(t) as StateMap), this.fetch, this.authChain);

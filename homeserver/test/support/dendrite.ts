@@ -20,19 +20,12 @@
  * ClusterOptions.hostname). Dendrite itself is `dendrite.localhost:<port>`, which Hearth resolves
  * through the cluster's TestDns.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { FederationCluster } from './federation.js';
 import type { RequestOptions, Response } from './harness.js';
-
-const run = promisify(execFile);
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { clientRequester, installedProgram, preparePeer, startPeerProcess } from './peer_process.js';
 
 export interface DendritePeer {
   /** `dendrite.localhost:<federation port>` */
@@ -46,23 +39,6 @@ export interface DendritePeer {
   logTail(lines?: number): string;
   /** SIGTERM, then SIGKILL after a grace period; removes the temp dir. */
   stop(): Promise<void>;
-}
-
-/** The binary: $HEARTH_DENDRITE_BIN (scripts/test exports it) or scripts/install-dendrite's answer. */
-async function dendriteBinary(): Promise<string> {
-  const fromEnv = process.env.HEARTH_DENDRITE_BIN;
-  if (fromEnv) return fromEnv;
-  // Idempotent: milliseconds when built, about 3 minutes the first time.
-  const { stdout } = await run(path.join(REPO_ROOT, 'scripts/install-dendrite'), [], { maxBuffer: 1 << 20 });
-  return stdout.trim().split('\n').at(-1)!;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 /** An ed25519 signing key in Dendrite's PEM format: block type MATRIX PRIVATE KEY, a Key-ID header, the 32-byte seed. */
@@ -123,69 +99,32 @@ function dendriteYaml(o: { dir: string; serverName: string }): string {
  * its client API answers /versions.
  */
 export async function startDendrite(cluster: FederationCluster, opts: { startTimeoutMs?: number } = {}): Promise<DendritePeer> {
-  const binary = await dendriteBinary();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-dendrite-'));
-  const hostname = 'dendrite.localhost';
-  const [fedPort, clientPort] = [await freePort(), await freePort()];
-  const serverName = `${hostname}:${fedPort}`;
-  const cert = await cluster.ca.issue({ dns: [hostname] });
-  cluster.dns.addHost(hostname, '127.0.0.1');
+  // $HEARTH_DENDRITE_BIN or scripts/install-dendrite (about 3 minutes the first time).
+  const binary = await installedProgram('HEARTH_DENDRITE_BIN', 'install-dendrite');
+  const { dir, fedPort, clientPort, serverName, clientUrl, cert } = await preparePeer(cluster, 'dendrite.localhost');
   fs.writeFileSync(path.join(dir, 'matrix_key.pem'), matrixKeyPem(), { mode: 0o600 });
   const configFile = path.join(dir, 'dendrite.yaml');
   fs.writeFileSync(configFile, dendriteYaml({ dir, serverName }));
 
-  const stderrFile = path.join(dir, 'stderr.log');
-  const stderr = fs.openSync(stderrFile, 'a');
-  const child: ChildProcess = spawn(binary, [
-    '--config', configFile,
-    '--really-enable-open-registration',
-    '--http-bind-address', `127.0.0.1:${clientPort}`,
-    '--https-bind-address', `127.0.0.1:${fedPort}`,
-    '--tls-cert', cert.certFile,
-    '--tls-key', cert.keyFile,
-  ], {
-    cwd: dir,
-    stdio: ['ignore', stderr, stderr],
+  const { logTail, stop } = await startPeerProcess({
+    name: 'Dendrite',
+    command: binary,
+    args: [
+      '--config', configFile,
+      '--really-enable-open-registration',
+      '--http-bind-address', `127.0.0.1:${clientPort}`,
+      '--https-bind-address', `127.0.0.1:${fedPort}`,
+      '--tls-cert', cert.certFile,
+      '--tls-key', cert.keyFile,
+    ],
+    dir,
     // Go takes its trusted roots from SSL_CERT_FILE: only the test CA, so Dendrite verifies Hearth's certificate.
     env: { ...process.env, SSL_CERT_FILE: cluster.ca.caFile, SSL_CERT_DIR: '' },
+    keepDirEnv: 'HEARTH_KEEP_DENDRITE_DIR',
+    readyUrl: `${clientUrl}/_matrix/client/versions`,
+    readyWhat: '/versions',
+    startTimeoutMs: opts.startTimeoutMs,
   });
-  fs.closeSync(stderr);
-  let exited: { code: number | null; signal: string | null } | null = null;
-  const exit = new Promise<void>((resolve) => child.once('exit', (code, signal) => { exited = { code, signal }; resolve(); }));
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
-  const tail = (file: string, lines: number) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n') : '');
-  const logTail = (lines = 40) => tail(stderrFile, lines).trim();
-
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    if (!exited) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exit;
-      clearTimeout(timer);
-    }
-    if (!process.env.HEARTH_KEEP_DENDRITE_DIR) fs.rmSync(dir, { recursive: true, force: true });
-  };
-
-  // Dendrite creates its SQLite schemas on first start (a few seconds on a busy machine).
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 120_000);
-  for (;;) {
-    if (exited) {
-      const log = logTail(60);
-      await stop();
-      throw new Error(`Dendrite exited during start-up (${JSON.stringify(exited)}):\n${log}`);
-    }
-    const ready = await fetch(`${clientUrl}/_matrix/client/versions`).then((r) => r.ok, () => false);
-    if (ready) break;
-    if (Date.now() > deadline) {
-      const log = logTail(60);
-      await stop();
-      throw new Error(`Dendrite did not answer /versions within the start timeout:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
 
   return {
     serverName,
@@ -193,24 +132,6 @@ export async function startDendrite(cluster: FederationCluster, opts: { startTim
     dir,
     logTail,
     stop,
-    async request(method, p, o = {}) {
-      const headers: Record<string, string> = { ...(o.headers ?? {}) };
-      if (o.token) headers.authorization = `Bearer ${o.token}`;
-      let body: string | Buffer | undefined;
-      if (o.rawBody !== undefined) body = o.rawBody;
-      else if (o.body !== undefined) {
-        body = JSON.stringify(o.body);
-        headers['content-type'] ??= 'application/json';
-      }
-      const res = await fetch(`${clientUrl}${p}`, { method, headers, body });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text.length ? JSON.parse(text) : undefined;
-      } catch {
-        /* not JSON: leave the text */
-      }
-      return { status: res.status, body: parsed, headers: Object.fromEntries(res.headers) };
-    },
+    request: clientRequester(clientUrl),
   };
 }

@@ -25,7 +25,7 @@ import { createFederationServer } from '../../src/api/federation/listener.js';
 import { createFederationApp } from '../../src/api/federation/app.js';
 import type { FederationDns } from '../../src/services/federation/resolver.js';
 import { FederationError } from '../../src/services/federation/client.js';
-import { BASE_ENV, createTestDatabase, injector, type RequestOptions, type Response, type TestServer } from './harness.js';
+import { BASE_ENV, createTestDatabase, injector, registerUser, type RequestOptions, type Response, type TestServer } from './harness.js';
 import { api, enc, ok, type User } from './rooms.js';
 import { authEventTypesFor } from '../../src/services/rooms/auth_rules.js';
 import type { RoomVersionId } from '../../src/services/rooms/pdu.js';
@@ -566,4 +566,26 @@ export async function remoteError(p: Promise<unknown>): Promise<FederationError>
     throw err;
   }
   throw new Error('expected a FederationError');
+}
+
+/**
+ * startFederationCluster plus one registered user per entry of `users` (name -> the label of the
+ * server it lives on), the set-up most federation test files begin with. Closes the cluster if a
+ * registration fails, since the caller has nothing to close yet.
+ */
+export async function startClusterWithUsers<L extends string, N extends string>(
+  labels: readonly L[],
+  users: Record<N, NoInfer<L>>,
+  opts: ClusterOptions = {},
+): Promise<{ cluster: FederationCluster; servers: Record<L, FederationTestServer>; users: Record<N, User> }> {
+  const cluster = await startFederationCluster([...labels], opts);
+  try {
+    const servers = Object.fromEntries(labels.map((l) => [l, cluster.get(l)])) as Record<L, FederationTestServer>;
+    const registered = {} as Record<N, User>;
+    for (const [name, label] of Object.entries(users) as [N, L][]) registered[name] = await registerUser(asTestServer(servers[label]), name);
+    return { cluster, servers, users: registered };
+  } catch (err) {
+    await cluster.close().catch(() => {});
+    throw err;
+  }
 }

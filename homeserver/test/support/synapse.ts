@@ -12,19 +12,12 @@
  * ClusterOptions.hostname). Synapse itself is `synapse.localhost:<port>`, which Hearth resolves
  * through the cluster's TestDns.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { FederationCluster } from './federation.js';
 import type { RequestOptions, Response } from './harness.js';
-
-const run = promisify(execFile);
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { clientRequester, installedProgram, preparePeer, startPeerProcess } from './peer_process.js';
 
 export interface SynapsePeer {
   /** `synapse.localhost:<federation port>` */
@@ -42,23 +35,6 @@ export interface SynapsePeer {
   stop(): Promise<void>;
 }
 
-/** The venv's python: $HEARTH_SYNAPSE_PYTHON (scripts/test exports it) or scripts/install-synapse's answer. */
-async function synapsePython(): Promise<string> {
-  const fromEnv = process.env.HEARTH_SYNAPSE_PYTHON;
-  if (fromEnv) return fromEnv;
-  // Idempotent: milliseconds when installed, about half a minute the first time.
-  const { stdout } = await run(path.join(REPO_ROOT, 'scripts/install-synapse'), [], { maxBuffer: 1 << 20 });
-  return stdout.trim().split('\n').at(-1)!;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 /** An ed25519 signing key in Synapse's file format: `ed25519 <version> <unpadded base64 seed>`. */
 function signingKeyFile(): string {
   const { privateKey } = crypto.generateKeyPairSync('ed25519');
@@ -69,7 +45,10 @@ function signingKeyFile(): string {
 
 const limit = { per_second: 1000, burst_count: 1000 };
 
-function homeserverYaml(o: { dir: string; serverName: string; fedPort: number; clientPort: number; cert: { certFile: string; keyFile: string }; caFile: string }): string {
+/** Synapse's `database` setting: SQLite in the temp dir by default; bench/federation-vs-synapse.ts passes PostgreSQL (`psycopg2`). */
+export type SynapseDatabase = { name: 'psycopg2'; args: Record<string, unknown> };
+
+function homeserverYaml(o: { dir: string; serverName: string; fedPort: number; clientPort: number; cert: { certFile: string; keyFile: string }; caFile: string; database?: SynapseDatabase }): string {
   // JSON is YAML: no YAML writer needed.
   const config = {
     server_name: o.serverName,
@@ -84,7 +63,7 @@ function homeserverYaml(o: { dir: string; serverName: string; fedPort: number; c
     federation_verify_certificates: true,
     // Every peer in the test is on 127.0.0.1, which the default blocklist forbids.
     ip_range_blacklist: [],
-    database: { name: 'sqlite3', args: { database: path.join(o.dir, 'homeserver.db') } },
+    database: o.database ?? { name: 'sqlite3', args: { database: path.join(o.dir, 'homeserver.db') } },
     log_config: path.join(o.dir, 'log.yaml'),
     media_store_path: path.join(o.dir, 'media'),
     signing_key_path: path.join(o.dir, 'signing.key'),
@@ -133,64 +112,28 @@ disable_existing_loggers: false
  * Starts Synapse as a peer of `cluster` (trusting its CA, known to its TestDns) and waits until
  * its client API answers /health.
  */
-export async function startSynapse(cluster: FederationCluster, opts: { startTimeoutMs?: number } = {}): Promise<SynapsePeer> {
-  const python = await synapsePython();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-synapse-'));
-  const hostname = 'synapse.localhost';
-  const [fedPort, clientPort] = [await freePort(), await freePort()];
-  const serverName = `${hostname}:${fedPort}`;
-  const cert = await cluster.ca.issue({ dns: [hostname] });
-  cluster.dns.addHost(hostname, '127.0.0.1');
+export async function startSynapse(cluster: FederationCluster, opts: { startTimeoutMs?: number; database?: SynapseDatabase } = {}): Promise<SynapsePeer> {
+  // The venv's python: $HEARTH_SYNAPSE_PYTHON or scripts/install-synapse (about half a minute the first time).
+  const python = await installedProgram('HEARTH_SYNAPSE_PYTHON', 'install-synapse');
+  const { dir, fedPort, clientPort, serverName, clientUrl, cert } = await preparePeer(cluster, 'synapse.localhost');
   const logFile = path.join(dir, 'homeserver.log');
   fs.writeFileSync(path.join(dir, 'signing.key'), signingKeyFile(), { mode: 0o600 });
   fs.writeFileSync(path.join(dir, 'log.yaml'), LOG_YAML(logFile));
   const configFile = path.join(dir, 'homeserver.yaml');
-  fs.writeFileSync(configFile, homeserverYaml({ dir, serverName, fedPort, clientPort, cert, caFile: cluster.ca.caFile }));
+  fs.writeFileSync(configFile, homeserverYaml({ dir, serverName, fedPort, clientPort, cert, caFile: cluster.ca.caFile, database: opts.database }));
 
-  const stderrFile = path.join(dir, 'stderr.log');
-  const stderr = fs.openSync(stderrFile, 'a');
-  const child: ChildProcess = spawn(python, ['-m', 'synapse.app.homeserver', '-c', configFile], {
-    cwd: dir,
-    stdio: ['ignore', stderr, stderr],
+  const { logTail, stop } = await startPeerProcess({
+    name: 'Synapse',
+    command: python,
+    args: ['-m', 'synapse.app.homeserver', '-c', configFile],
+    dir,
     env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+    extraLogFiles: [logFile],
+    keepDirEnv: 'HEARTH_KEEP_SYNAPSE_DIR',
+    readyUrl: `${clientUrl}/health`,
+    readyWhat: '/health',
+    startTimeoutMs: opts.startTimeoutMs,
   });
-  fs.closeSync(stderr);
-  let exited: { code: number | null; signal: string | null } | null = null;
-  const exit = new Promise<void>((resolve) => child.once('exit', (code, signal) => { exited = { code, signal }; resolve(); }));
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
-  const tail = (file: string, lines: number) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n') : '');
-  const logTail = (lines = 40) => `${tail(stderrFile, lines)}\n${tail(logFile, lines)}`.trim();
-
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    if (!exited) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exit;
-      clearTimeout(timer);
-    }
-    if (!process.env.HEARTH_KEEP_SYNAPSE_DIR) fs.rmSync(dir, { recursive: true, force: true });
-  };
-
-  // Synapse prepares its SQLite schema on first start (several seconds on a busy machine).
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 120_000);
-  for (;;) {
-    if (exited) {
-      const log = logTail(60);
-      await stop();
-      throw new Error(`Synapse exited during start-up (${JSON.stringify(exited)}):\n${log}`);
-    }
-    const ready = await fetch(`${clientUrl}/health`).then((r) => r.ok, () => false);
-    if (ready) break;
-    if (Date.now() > deadline) {
-      const log = logTail(60);
-      await stop();
-      throw new Error(`Synapse did not answer /health within the start timeout:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
 
   // Access log lines: `... - {<authenticated entity>} Processed request: … <status> "<METHOD> <path> HTTP/1.1" …`.
   const ACCESS = / - \{([^}]*)\} Processed request: .* (\d{3}) "([A-Z]+) (\/_matrix\/(?:federation|key)\/[^ ?"]*)/;
@@ -207,24 +150,6 @@ export async function startSynapse(cluster: FederationCluster, opts: { startTime
     logTail,
     federationRequests,
     stop,
-    async request(method, p, o = {}) {
-      const headers: Record<string, string> = { ...(o.headers ?? {}) };
-      if (o.token) headers.authorization = `Bearer ${o.token}`;
-      let body: string | Buffer | undefined;
-      if (o.rawBody !== undefined) body = o.rawBody;
-      else if (o.body !== undefined) {
-        body = JSON.stringify(o.body);
-        headers['content-type'] ??= 'application/json';
-      }
-      const res = await fetch(`${clientUrl}${p}`, { method, headers, body });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text.length ? JSON.parse(text) : undefined;
-      } catch {
-        /* not JSON: leave the text */
-      }
-      return { status: res.status, body: parsed, headers: Object.fromEntries(res.headers) };
-    },
+    request: clientRequester(clientUrl),
   };
 }
