@@ -16,9 +16,9 @@
 //      auth chain, every event verified by B). Reported: the time of B's POST /join and its queries.
 import { parseArgs } from 'node:util';
 import { SqlEntityManager } from '@mikro-orm/knex';
-import type { RoomVersionId } from '../homeserver/src/services/rooms/pdu.js';
 import { registerUser, type TestServer } from '../homeserver/test/support/harness.js';
-import { currentStateMap, startFederationCluster, type FederationTestServer } from '../homeserver/test/support/federation.js';
+import { startFederationCluster, type FederationTestServer } from '../homeserver/test/support/federation.js';
+import { PduChain, sendTransactions, TXN_PDUS, type CraftedPdu } from './support/federation-chain.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -89,7 +89,6 @@ const printTopQueries = (label: string, s: FederationTestServer) => {
   perDb.clear();
 };
 
-const TXN_PDUS = 50;
 const enc = encodeURIComponent;
 const ts = (s: FederationTestServer) => s as unknown as TestServer;
 
@@ -110,49 +109,18 @@ try {
   const created = await a.request('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } });
   if (created.status !== 200) throw new Error(`createRoom: ${created.status} ${JSON.stringify(created.body)}`);
   const roomId = created.body.room_id as string;
-  const version = (await a.hs.deps.db.query<{ room_version: string }>('select room_version from rooms where room_id = ?', [roomId]))[0]!.room_version as RoomVersionId;
-
-  // The chain starts on A's view of the room.
-  const state = await currentStateMap(a, roomId);
-  const [ext] = await a.hs.deps.db.query<{ event_id: string; depth: string }>(
-    'select f.event_id, e.depth from forward_extremities f join events e using (event_id) where f.room_id = ?',
-    [roomId],
-  );
-  let prev = ext!.event_id;
-  let depth = Number(ext!.depth);
-  const create = state.get('m.room.create|')!;
-  const power = state.get('m.room.power_levels|')!;
-  const joinRules = state.get('m.room.join_rules|')!;
-  const memberOf = new Map<string, string>();
+  // The chain starts on A's view of the room; C's key signs it.
+  const chain = await PduChain.on(a, roomId, c);
+  const version = chain.version;
   const cUser = (i: number) => `@m${i}:${c.serverName}`;
 
-  /** Signs the next event of the chain with C's key. */
-  const craft = (ev: { type: string; sender: string; content: Record<string, unknown>; state_key?: string }, authEvents: string[]) => {
-    const pdu = { room_id: roomId, ...ev, prev_events: [prev], auth_events: authEvents, depth: ++depth, origin_server_ts: Date.now() };
-    const { event, json } = c.hs.deps.services.rooms.signingKey.build(pdu, version);
-    prev = event.event_id;
-    return { id: event.event_id, pdu: JSON.parse(json) as Record<string, unknown> };
-  };
-
   /** PUTs the PDUs to A in transactions of 50, one after the other; PDUs/s and refusals. */
-  let txnSeq = 0;
-  const ingest = async (label: string, make: (i: number) => { id: string; pdu: Record<string, unknown> }, n: number) => {
+  const ingest = async (label: string, make: (i: number) => CraftedPdu, n: number) => {
     const all = Array.from({ length: n }, (_, i) => make(i));
-    let refused = 0;
     const q0 = queriesOf(a);
     printTopQueries('setup', a);
     const t0 = performance.now();
-    for (let i = 0; i < all.length; i += TXN_PDUS) {
-      const batch = all.slice(i, i + TXN_PDUS);
-      const answer = await c.hs.deps.services.federation.client.request({
-        destination: a.serverName,
-        method: 'PUT',
-        path: `/_matrix/federation/v1/send/bench${Date.now()}.${++txnSeq}`,
-        body: { origin: c.serverName, origin_server_ts: Date.now(), pdus: batch.map((x) => x.pdu) as never },
-      });
-      const results = (answer.pdus ?? {}) as Record<string, { error?: string }>;
-      for (const x of batch) if (results[x.id]?.error !== undefined) refused++;
-    }
+    const { refused } = await sendTransactions(c, a.serverName, all);
     const s = (performance.now() - t0) / 1000;
     console.log(`${label}: ${n} PDUs in ${s.toFixed(1)} s = ${(n / s).toFixed(0)} PDUs/s (transactions of ${TXN_PDUS}, sequential; ${refused} refused); ${((queriesOf(a) - q0) / n).toFixed(1)} queries per PDU on A`);
     printTopQueries(label, a);
@@ -160,15 +128,8 @@ try {
   };
 
   console.log(`federation bench: room version ${version}, ${MEMBERS} members, ${PDUS} messages`);
-  let refused = await ingest('ingest joins', (i) => {
-    const j = craft({ type: 'm.room.member', sender: cUser(i), state_key: cUser(i), content: { membership: 'join' } }, [create, power, joinRules]);
-    memberOf.set(cUser(i), j.id);
-    return j;
-  }, MEMBERS);
-  refused += await ingest('ingest messages', (i) => {
-    const sender = cUser(i % MEMBERS);
-    return craft({ type: 'm.room.message', sender, content: { msgtype: 'm.text', body: `message ${i}` } }, [create, power, memberOf.get(sender)!]);
-  }, PDUS);
+  let refused = await ingest('ingest joins', (i) => chain.join(cUser(i)), MEMBERS);
+  refused += await ingest('ingest messages', (i) => chain.message(cUser(i % MEMBERS), `message ${i}`), PDUS);
   const members = (await a.hs.deps.db.query<{ n: string }>("select count(*) as n from current_state where room_id = ? and type = 'm.room.member' and membership = 'join'", [roomId]))[0]!.n;
   console.log(`A: ${members} joined members`);
 

@@ -11,6 +11,8 @@ export interface StreamChange {
   streams?: Partial<Record<ExtraStream, number>>;
   roomIds: string[];
   userIds: string[];
+  /** Only events of other servers (federation ingestion): the federation sender has nothing to send for it. */
+  remoteOnly?: boolean;
 }
 
 export interface Interest {

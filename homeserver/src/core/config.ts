@@ -231,6 +231,7 @@ export interface FederationConfig {
   /** Room events between servers (services/federation/event_handler.ts, backfill.ts). */
   rooms: {
     missingEvents: number;
+    missingEventsRounds: number;
     maxFetchedState: number;
     backfill: number;
     /** Space hierarchy of rooms we are not in: how long another server's `/hierarchy` answer is kept, how many are kept, how many requests one client request may make. */
@@ -398,6 +399,7 @@ function federationConfig(env: Env, bindHost: string): FederationConfig {
     },
     rooms: {
       missingEvents: int(env, 'HEARTH_FEDERATION_MISSING_EVENTS_LIMIT', 20, 1, 100),
+      missingEventsRounds: int(env, 'HEARTH_FEDERATION_MISSING_EVENTS_ROUNDS', 10, 1, 1000),
       maxFetchedState: int(env, 'HEARTH_FEDERATION_MAX_FETCHED_STATE', 20_000, 10, 1_000_000),
       backfill: int(env, 'HEARTH_FEDERATION_BACKFILL_LIMIT', 100, 1, 1000),
       hierarchyCacheMs: int(env, 'HEARTH_FEDERATION_HIERARCHY_CACHE_MS', 5 * 60_000, 0, 24 * 3600_000),

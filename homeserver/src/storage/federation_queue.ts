@@ -76,6 +76,11 @@ export async function releaseAllLeases(sql: Sql, owner: string): Promise<void> {
   await sql.query('update federation_destinations set lease_owner = null, lease_until_ts = 0 where lease_owner = ?', [owner]);
 }
 
+/** Every lease, whoever holds it (a process that alone uses its database, starting: any lease is a dead predecessor's). */
+export async function clearLeases(sql: Sql): Promise<void> {
+  await sql.query('update federation_destinations set lease_owner = null, lease_until_ts = 0 where lease_owner is not null');
+}
+
 /** The next transaction number of the destination (unique over restarts: it is stored). */
 export async function nextTxnSeq(sql: Sql, destination: string): Promise<number> {
   const rows = await sql.query<{ txn_seq: string }>('update federation_destinations set txn_seq = txn_seq + 1 where destination = ? returning txn_seq', [destination]);

@@ -146,3 +146,14 @@ export async function startHearth(net: VirtualNetwork, label: string, opts: Hear
     },
   };
 }
+
+/**
+ * SIGKILL (no shutdown hooks, nothing flushed): a crash. Resolves once the process is gone; start it
+ * again with `startHearth` and the same label to restart it on the same data dir.
+ */
+export async function kill9(p: HearthProcess): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => p.child.once('exit', () => resolve()));
+  p.child.kill('SIGKILL');
+  await gone;
+}

@@ -8,7 +8,7 @@
  * soft failure (decided under the stream lock, services/rooms/federated_events.ts).
  * Every fetch is bounded (FederationRoomLimits) and everything fetched goes through the same checks.
  */
-import type { Database } from '../../storage/db.js';
+import type { Database, Sql } from '../../storage/db.js';
 import type { Logger } from '../../core/logger.js';
 import { encodeCanonicalJson, type JsonObject } from '../../core/canonical_json.js';
 import * as fed from '../../storage/federated_events.js';
@@ -36,6 +36,8 @@ export class PduRefused extends Error {
 export interface FederationRoomLimits {
   /** `limit` of one get_missing_events request. */
   missingEvents: number;
+  /** Most get_missing_events requests to close one gap (each continues where the last one ended). */
+  missingEventsRounds: number;
   /** Events fetched to fill one gap (state and auth chain at a prev event). */
   maxFetchedState: number;
   /** Events per /backfill request, served and asked for. */
@@ -55,7 +57,6 @@ export interface EventHandlerDeps {
 const FETCH_CONCURRENCY = 8;
 /** Room versions remembered (immutable facts; a small map per process). */
 const ROOM_VERSIONS_KEPT = 10_000;
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export class FederationEventHandler {
   private readonly versions = new Map<string, RoomVersionId>();
@@ -64,6 +65,11 @@ export class FederationEventHandler {
 
   get store(): FederatedEventStore {
     return this.deps.store;
+  }
+
+  /** Another server's event (not one of ours coming back): nothing for our federation sender to send. */
+  isRemote(ev: RoomEvent): boolean {
+    return domainOf(ev.sender) !== this.deps.serverName;
   }
 
   /** The room's version, if we know the room. */
@@ -247,8 +253,9 @@ export class FederationEventHandler {
       fed.dagStates(db, ev.prev_events),
     ]);
     const known = knownMap.get(ev.event_id);
-    if (known && !known.outlier) return 'duplicate';
+    // Rejected first: a PDU received again (a retried transaction whose answer was lost) is answered as the first time.
     if (known?.rejected) return 'rejected';
+    if (known && !known.outlier) return 'duplicate';
     if (!aclAllows) throw new PduRefused(`the room's server ACL refuses ${senderServer}`);
 
     // 4: against the event's own auth events.
@@ -273,16 +280,8 @@ export class FederationEventHandler {
     // the auth rules need only a few of its entries (persistIn loads the rest only for a fork).
     const single = ev.prev_events.length === 1 ? dag.get(ev.prev_events[0]!) : undefined;
     if (single && single.after !== null) {
-      // The auth entries of that snapshot and their events in one query.
-      const keys = authEventTypesFor(ev, version).map((k): [string, string] => [k.slice(0, k.indexOf('\u0000')), k.slice(k.indexOf('\u0000') + 1)]);
-      const found = await fed.snapshotEntryEvents(db, single.after, keys);
-      const authState = new Map<StateKey, RoomEvent>();
-      for (const [id, s] of found) {
-        const e = s.redactedBy ? ({ ...redact(s.event, version), event_id: id } as RoomEvent) : s.event;
-        if (!s.rejected && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
-      }
-      const verdict = checkAuth(ev, authState, version, THIRD_PARTY_AUTH);
-      return this.deps.store.persist({ ...v, version, beforeSnapshot: single.after, rejectedReason: verdict.allowed ? undefined : verdict.reason });
+      const verdict = await this.authAgainstSnapshot(db, ev, version, single.after);
+      return this.deps.store.persist({ ...v, version, beforeSnapshot: single.after, rejectedReason: verdict.allowed ? undefined : verdict.reason }, { remoteOnly: this.isRemote(ev) });
     }
     const sets: StateMap[] = [];
     let base: { snapshot: number | null; map: StateMap } | undefined;
@@ -299,7 +298,19 @@ export class FederationEventHandler {
     const stateBefore = await resolveStored(db, version, sets);
     const againstState = await this.authAgainstState(ev, version, stateBefore);
     // 6 happens under the stream lock (FederatedEventStore.persist).
-    return this.deps.store.persist({ ...v, version, stateBefore, base, rejectedReason: againstState.allowed ? undefined : againstState.reason });
+    return this.deps.store.persist({ ...v, version, stateBefore, base, rejectedReason: againstState.allowed ? undefined : againstState.reason }, { remoteOnly: this.isRemote(ev) });
+  }
+
+  /** Check 5 when the state before the event is a stored snapshot: its auth entries and their events in one query. */
+  async authAgainstSnapshot(sql: Sql, ev: RoomEvent, version: RoomVersionId, snapshot: number): Promise<ReturnType<typeof checkAuth>> {
+    const keys = authEventTypesFor(ev, version).map((k): [string, string] => [k.slice(0, k.indexOf('\u0000')), k.slice(k.indexOf('\u0000') + 1)]);
+    const found = await fed.snapshotEntryEvents(sql, snapshot, keys);
+    const authState = new Map<StateKey, RoomEvent>();
+    for (const [id, s] of found) {
+      const e = s.redactedBy ? ({ ...redact(s.event, version), event_id: id } as RoomEvent) : s.event;
+      if (!s.rejected && e.state_key !== undefined) authState.set(stateKey(e.type, e.state_key), e);
+    }
+    return checkAuth(ev, authState, version, THIRD_PARTY_AUTH);
   }
 
   /** Check 5: the auth rules against the state before the event (`state` needs only the auth keys). */
@@ -311,59 +322,50 @@ export class FederationEventHandler {
     return checkAuth(ev, authState, version, THIRD_PARTY_AUTH);
   }
 
-  /** `get_missing_events` from the origin: the events between our forward extremities and this one, oldest first. */
+  /**
+   * `get_missing_events` from the origin: the events between our forward extremities and this one,
+   * handled oldest first. A gap longer than one request's `limit` (a peer back from a long outage
+   * sends only its newest events) is asked for again from the oldest events fetched, up to
+   * `missingEventsRounds` requests: a gap left open is filled by backfill, which places its events
+   * before the whole timeline (negative positions), out of order.
+   */
   private async getMissingEvents(origin: string, ev: RoomEvent, version: RoomVersionId): Promise<void> {
     const earliest = await fed.forwardExtremityIds(this.deps.db, ev.room_id);
     // Nothing older than our own part of the graph: events from before we joined that we hold as
     // outliers (the join's state) must not enter the live timeline again; backfill serves history.
     const minDepth = (await fed.minTimelineDepth(this.deps.db, ev.room_id)) ?? 0;
-    let res;
-    try {
-      res = await this.deps.client.request({
-        destination: origin,
-        method: 'POST',
-        path: `/_matrix/federation/v1/get_missing_events/${encodeURIComponent(ev.room_id)}`,
-        body: { earliest_events: earliest, latest_events: [ev.event_id], limit: this.deps.limits.missingEvents, min_depth: minDepth },
-      });
-    } catch (err) {
-      this.deps.logger.info({ err, origin, eventId: ev.event_id }, 'get_missing_events failed');
-      return;
+    const { missingEvents: limit, missingEventsRounds: rounds } = this.deps.limits;
+    const fetched = new Map<string, VerifiedEvent>();
+    let latest = [ev.event_id];
+    for (let round = 0; round < rounds && latest.length > 0; round++) {
+      let res;
+      try {
+        res = await this.deps.client.request({
+          destination: origin,
+          method: 'POST',
+          path: `/_matrix/federation/v1/get_missing_events/${encodeURIComponent(ev.room_id)}`,
+          body: { earliest_events: earliest, latest_events: latest, limit, min_depth: minDepth },
+        });
+      } catch (err) {
+        this.deps.logger.info({ err, origin, eventId: ev.event_id }, 'get_missing_events failed');
+        break;
+      }
+      const raws = (Array.isArray(res.events) ? res.events : []).slice(0, limit);
+      const got = (await this.verifyAll(raws, version)).filter((m) => m.event.room_id === ev.room_id && m.event.depth >= minDepth && !fetched.has(m.event.event_id));
+      for (const m of got) fetched.set(m.event.event_id, m);
+      if (raws.length < limit || got.length === 0) break; // the origin has nothing more between
+      // Still a gap when some fetched event's prev events are neither held nor fetched: go on from those.
+      const prevs = [...new Set(got.flatMap((m) => m.event.prev_events))].filter((p) => !fetched.has(p));
+      const held = await fed.dagStates(this.deps.db, prevs);
+      latest = got.filter((m) => m.event.prev_events.some((p) => !fetched.has(p) && !held.has(p))).map((m) => m.event.event_id);
     }
-    const raws = (Array.isArray(res.events) ? res.events : []).slice(0, this.deps.limits.missingEvents);
-    const got = (await this.verifyAll(raws, version)).filter((m) => m.event.room_id === ev.room_id && m.event.depth >= minDepth);
-    got.sort((a, b) => a.event.depth - b.event.depth);
-    for (const m of got) {
+    const all = [...fetched.values()].sort((a, b) => a.event.depth - b.event.depth);
+    for (const m of all) {
       try {
         await this.handle(origin, m, version, { fetchMissingPrev: false });
       } catch (err) {
         this.deps.logger.info({ eventId: m.event.event_id, reason: (err as Error).message }, 'a missing event was refused');
       }
-    }
-  }
-
-  /**
-   * One PDU of a transaction: never throws. Returns the event id (or a best guess) and, for a PDU
-   * that was refused or rejected, why (the `pdus` map of the /send answer).
-   */
-  async receive(origin: string, raw: unknown): Promise<{ eventId: string; error?: string }> {
-    const roomId = isObject(raw) && typeof raw.room_id === 'string' ? raw.room_id : undefined;
-    const version = roomId ? await this.roomVersion(roomId) : undefined;
-    let eventId = '';
-    try {
-      eventId = isObject(raw) ? eventIdFor(raw, version ?? '11') : '';
-    } catch {
-      // not hashable: refused below
-    }
-    try {
-      if (!roomId || !version) throw new PduRefused('unknown room');
-      const v = await this.verify(raw, version);
-      eventId = v.event.event_id;
-      const outcome = await this.handle(origin, v, version);
-      if (outcome === 'rejected') return { eventId, error: 'rejected by the authorization rules' };
-      return { eventId };
-    } catch (err) {
-      if (!(err instanceof PduRefused)) this.deps.logger.warn({ err, origin, eventId }, 'failed to handle a PDU');
-      return { eventId, error: err instanceof PduRefused ? err.message : 'internal error' };
     }
   }
 

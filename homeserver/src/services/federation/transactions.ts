@@ -1,8 +1,10 @@
 /**
  * `PUT /send/{txnId}` (spec: server-server API "Transactions"): at most 50 PDUs and 100 EDUs; one
  * transaction per origin at a time (a second waits for the first); a transaction id the origin
- * already used gets the answer it got then (kept in `federation_txns`). PDUs are handled one by one
- * — one bad PDU never fails the others — and EDUs go to the FederationEduHandler.
+ * already used gets the answer it got then (kept in `federation_txns`, written once the PDUs are
+ * persisted, so a retry after a crash finds them stored and answers the same). PDUs get the outcome
+ * handling them one by one gives — one bad PDU never fails the others — with linear runs of a room
+ * persisted in one locked transaction each (pdu_runs.ts); EDUs go to the FederationEduHandler.
  */
 import type { Database } from '../../storage/db.js';
 import type { Logger } from '../../core/logger.js';
@@ -11,6 +13,7 @@ import type { JsonObject } from '../../core/canonical_json.js';
 import * as fed from '../../storage/federated_events.js';
 import type { FederationEventHandler } from './event_handler.js';
 import type { Edu, FederationEduHandler } from './seams.js';
+import { PduRuns } from './pdu_runs.js';
 
 export const MAX_TXN_PDUS = 50;
 export const MAX_TXN_EDUS = 100;
@@ -20,8 +23,11 @@ const TXN_RETENTION_MS = 24 * 3600_000;
 export class TransactionHandler {
   private readonly running = new Map<string, Promise<unknown>>();
   private lastPrune = 0;
+  private readonly runs: PduRuns;
 
-  constructor(private readonly deps: { db: Database; events: FederationEventHandler; edus: () => FederationEduHandler; logger: Logger }) {}
+  constructor(private readonly deps: { db: Database; events: FederationEventHandler; edus: () => FederationEduHandler; logger: Logger }) {
+    this.runs = new PduRuns({ db: deps.db, handler: deps.events, logger: deps.logger });
+  }
 
   async receive(origin: string, txnId: string, body: JsonObject): Promise<JsonObject> {
     const pdus = body.pdus ?? [];
@@ -46,8 +52,7 @@ export class TransactionHandler {
     const earlier = await fed.getTxnResponse(this.deps.db, origin, txnId);
     if (earlier !== undefined) return JSON.parse(earlier) as JsonObject;
     const results: Record<string, JsonObject> = {};
-    for (const raw of pdus) {
-      const r = await this.deps.events.receive(origin, raw);
+    for (const r of await this.runs.receiveAll(origin, pdus)) {
       if (r.eventId) results[r.eventId] = r.error !== undefined ? { error: r.error } : {};
     }
     const wellFormed = edus.filter((e): e is Edu => typeof e === 'object' && e !== null && typeof (e as Edu).edu_type === 'string' && typeof (e as Edu).content === 'object' && (e as Edu).content !== null);

@@ -87,7 +87,7 @@ export class FederatedEventStore {
       return fn(tx, changes);
     });
     if (changes.position > 0) {
-      this.deps.notifier.notify({ position: changes.position, roomIds: [...changes.rooms], userIds: [...changes.users] });
+      this.deps.notifier.notify({ position: changes.position, roomIds: [...changes.rooms], userIds: [...changes.users], ...(changes.remoteOnly ? { remoteOnly: true } : {}) });
     }
     return result;
   }
@@ -99,8 +99,11 @@ export class FederatedEventStore {
   }
 
   /** Persists one event in its place in the graph (see the file comment). */
-  async persist(c: TimelineCandidate): Promise<PersistOutcome> {
-    return this.locked((tx, changes) => this.persistIn(tx, changes, c));
+  async persist(c: TimelineCandidate, opts: { remoteOnly?: boolean } = {}): Promise<PersistOutcome> {
+    return this.locked((tx, changes) => {
+      changes.remoteOnly = opts.remoteOnly === true;
+      return this.persistIn(tx, changes, c);
+    });
   }
 
   async persistIn(tx: Sql, changes: Changes, c: TimelineCandidate): Promise<PersistOutcome> {
@@ -114,7 +117,7 @@ export class FederatedEventStore {
     if (c.stateBefore !== undefined) return this.persistFull(tx, changes, { ...c, stateBefore: c.stateBefore });
     if (c.beforeSnapshot === undefined) throw new Error('persistIn: the state before the event is missing');
     const beforeSnap = c.beforeSnapshot;
-    if (c.rejectedReason !== undefined) return this.reject(tx, c, beforeSnap);
+    if (c.rejectedReason !== undefined) return this.reject(tx, changes, c, beforeSnap);
     if (this.extendsCurrent(ev, beforeSnap, room)) return this.persistLinear(tx, changes, c, beforeSnap, room.current, room.position);
     // A fork (or a current state that is not the prev event's): the full path, over whole maps.
     const stateBefore = await loadState(tx, beforeSnap);
@@ -122,9 +125,10 @@ export class FederatedEventStore {
   }
 
   /** Rejected: kept (so we do not fetch it again and can answer for it), never in state or the timeline. */
-  private async reject(tx: Sql, c: TimelineCandidate, beforeSnap: number): Promise<PersistOutcome> {
+  private async reject(tx: Sql, changes: Changes, c: TimelineCandidate, beforeSnap: number): Promise<PersistOutcome> {
     await fed.upsertFederatedEvent(tx, { event: c.event, json: c.json, replacesState: null, outlier: false, streamOrdering: null, stateAfter: null, rejectedReason: c.rejectedReason ?? null, softFailed: false });
     await fed.setDagState(tx, c.event.event_id, c.event.room_id, beforeSnap, beforeSnap);
+    changes.dagAfter.set(c.event.event_id, beforeSnap);
     return 'rejected';
   }
 
@@ -151,9 +155,10 @@ export class FederatedEventStore {
     return verdict.reason;
   }
 
-  private async storeSoftFailed(tx: Sql, c: TimelineCandidate, beforeSnap: number, afterSnap: number): Promise<PersistOutcome> {
+  private async storeSoftFailed(tx: Sql, changes: Changes, c: TimelineCandidate, beforeSnap: number, afterSnap: number): Promise<PersistOutcome> {
     await fed.upsertFederatedEvent(tx, { event: c.event, json: c.json, replacesState: null, outlier: false, streamOrdering: null, stateAfter: null, rejectedReason: null, softFailed: true });
     await fed.setDagState(tx, c.event.event_id, c.event.room_id, beforeSnap, afterSnap);
+    changes.dagAfter.set(c.event.event_id, afterSnap);
     return 'soft_failed';
   }
 
@@ -191,7 +196,7 @@ export class FederatedEventStore {
     const ev = c.event;
     const roomId = ev.room_id;
     const beforeSnap = await writeState(tx, roomId, c.stateBefore, c.base);
-    if (c.rejectedReason !== undefined) return this.reject(tx, c, beforeSnap);
+    if (c.rejectedReason !== undefined) return this.reject(tx, changes, c, beforeSnap);
     const isState = ev.state_key !== undefined;
     const dagAfter: StateMap = new Map(c.stateBefore);
     if (isState) dagAfter.set(stateKey(ev.type, ev.state_key!), ev.event_id);
@@ -203,7 +208,7 @@ export class FederatedEventStore {
     // Allowed by the state before it, but not by the current state — e.g. a banned user's event on
     // an old fork: stored, but neither shown nor extending the graph.
     if (!c.noSoftFail && current.size > 0 && (await this.softFailure(tx, ev, c.version, current)) !== undefined) {
-      return this.storeSoftFailed(tx, c, beforeSnap, afterSnap);
+      return this.storeSoftFailed(tx, changes, c, beforeSnap, afterSnap);
     }
 
     // New forward extremities: the event replaces those of its prev_events that were extremities.
@@ -318,6 +323,7 @@ export class FederatedEventStore {
     }
     await fed.applyCurrentStateChanges(tx, roomId, sets, memberships);
     changes.add(roomId, streamOrdering);
+    changes.dagAfter.set(ev.event_id, p.afterSnap);
     return 'timeline';
   }
 
@@ -372,6 +378,10 @@ export class Changes {
   position = 0;
   readonly rooms = new Set<string>();
   readonly users = new Set<string>();
+  /** The DAG state after each event persisted here (the next event of a /send run is built on it). */
+  readonly dagAfter = new Map<string, number>();
+  /** Only other servers' events (set by the caller that knows): the notification says so, and the federation sender skips its scan for events of ours. */
+  remoteOnly = false;
   add(roomId: string, position: number): void {
     this.rooms.add(roomId);
     this.position = Math.max(this.position, position);

@@ -34,6 +34,8 @@ export interface FederationSenderDeps {
   outbox: EduOutbox;
   devices: FederationDevices;
   presenceEnabled: boolean;
+  /** This process alone uses the database (embedded: the data dir is locked to one process). */
+  ownsDatabase?: boolean;
   logger: Logger;
 }
 
@@ -81,6 +83,9 @@ export class FederationSender implements FederationOutbox {
   async start(): Promise<void> {
     if (!this.deps.config.enabled || this.started) return;
     this.started = true;
+    // A kill -9 skips close(): its leases stay until they expire (a minute), stalling every queue.
+    // With the database to ourselves, any lease found now is such a dead process's: take them back.
+    if (this.deps.ownsDatabase) await store.clearLeases(this.deps.db);
     this.dispatched = await store.maxStreamOrdering(this.deps.db);
     await this.hosts.refresh();
     this.unlisten = this.deps.notifier.listen('all', (c) => this.onChange(c));
@@ -130,7 +135,7 @@ export class FederationSender implements FederationOutbox {
 
   private onChange(c: StreamChange): void {
     if (this.closed) return;
-    if (c.position > 0) this.dispatch();
+    if (c.position > 0 && !c.remoteOnly) this.dispatch(); // other servers' events: none of ours to send
     for (const name of Object.keys(c.streams ?? {})) {
       if (name === 'typing' || name === 'receipts' || name === 'presence' || name === 'deviceLists') this.edus.run(name as EduStreamName);
     }
@@ -209,6 +214,7 @@ export function createFederationMessaging(deps: {
     outbox: deps.outbox,
     devices,
     presenceEnabled: config.presence.enabled,
+    ownsDatabase: !config.databaseUrl,
     logger,
   });
   const edus = new EduHandler({

@@ -1,12 +1,17 @@
 /**
- * Which servers are in which room, cached per process. Loaded once from `current_state`, then
- * kept up to date from `membership_changes` (an indexed range read per refresh): a room whose
- * membership changed is re-read. A server that joins at position p gets the room's events after
- * p; one that leaves at p still gets those up to p (so a kick or ban reaches the kicked server).
+ * Which servers are in which room, cached per process. Loaded once from `current_state` (with the
+ * position it is at, in one statement), then kept up to date from `membership_changes`, the log
+ * every process appends to under the stream lock (positions commit in order), so a change made by
+ * any process is read once, in order, by an indexed range read per refresh. The cache counts the
+ * joined members per server and room and applies each change as a delta (the row carries the
+ * user's previous membership): a server is in the room from its first member's join, out of it at
+ * its last member's departure — the room's members are never re-read. A server that joins at
+ * position p gets the room's events after p; one that leaves at p still gets those up to p (so a
+ * kick or ban reaches the kicked server).
  */
 import { parseUserId } from '../../../core/ids.js';
 import type { Sql } from '../../../storage/db.js';
-import * as store from '../../../storage/federation_queue.js';
+import * as store from '../../../storage/room_hosts.js';
 
 /** The positions between which a server gets the room's events: (since, until]. */
 export interface HostWindow {
@@ -19,6 +24,8 @@ const serverOf = (userId: string) => parseUserId(userId)?.serverName;
 export class RoomHosts {
   private readonly rooms = new Map<string, Map<string, HostWindow>>();
   private readonly roomsByHost = new Map<string, Set<string>>();
+  /** Joined members per room and server (only servers with at least one). */
+  private readonly counts = new Map<string, Map<string, number>>();
   private loaded = false;
   private cursor = 0;
   private refreshing?: Promise<void>;
@@ -36,47 +43,52 @@ export class RoomHosts {
 
   private async doRefresh(): Promise<void> {
     if (!this.loaded) {
-      // The position first: a change committed meanwhile is re-read by the next refresh.
-      this.cursor = await store.maxMembershipChange(this.db);
-      const byRoom = new Map<string, Set<string>>();
-      for (const m of await store.joinedMembers(this.db)) {
-        const server = serverOf(m.userId);
-        if (!server) continue;
-        let s = byRoom.get(m.roomId);
-        if (!s) byRoom.set(m.roomId, (s = new Set()));
-        s.add(server);
-      }
-      for (const [roomId, servers] of byRoom) this.apply(roomId, servers, 0);
+      const { position, members } = await store.joinedMembersAt(this.db);
+      this.cursor = position;
+      for (const m of members) this.count(m.roomId, m.userId, 1, 0);
       this.loaded = true;
       return;
     }
-    const changed = await store.membershipChangesSince(this.db, this.cursor);
-    if (changed.length === 0) return;
-    const members = await store.joinedMembers(this.db, changed.map((c) => c.roomId));
-    const byRoom = new Map<string, Set<string>>(changed.map((c) => [c.roomId, new Set<string>()]));
-    for (const m of members) {
-      const server = serverOf(m.userId);
-      if (server) byRoom.get(m.roomId)!.add(server);
-    }
-    for (const c of changed) {
-      this.apply(c.roomId, byRoom.get(c.roomId)!, c.position);
+    for (const c of await store.membershipDeltasSince(this.db, this.cursor)) {
+      const was = c.before === 'join';
+      const now = c.membership === 'join';
+      if (was !== now) this.count(c.roomId, c.userId, now ? 1 : -1, c.position);
       this.cursor = Math.max(this.cursor, c.position);
     }
   }
 
-  private apply(roomId: string, servers: Set<string>, position: number): void {
+  /** One member more (or fewer) of the user's server in the room, at `position`. */
+  private count(roomId: string, userId: string, delta: 1 | -1, position: number): void {
+    const server = serverOf(userId);
+    if (!server) return;
+    let perServer = this.counts.get(roomId);
+    if (!perServer) this.counts.set(roomId, (perServer = new Map()));
+    const n = (perServer.get(server) ?? 0) + delta;
+    if (n > 0) {
+      perServer.set(server, n);
+      if (n === 1 && delta === 1) this.join(roomId, server, position);
+      return;
+    }
+    perServer.delete(server);
+    if (perServer.size === 0) this.counts.delete(roomId);
+    this.leave(roomId, server, position);
+  }
+
+  /** The server's first member joined at `position`. */
+  private join(roomId: string, host: string, position: number): void {
     let hosts = this.rooms.get(roomId);
     if (!hosts) this.rooms.set(roomId, (hosts = new Map()));
-    for (const [host, w] of hosts) {
-      if (!servers.has(host) && w.until === Infinity) w.until = position;
-    }
-    for (const host of servers) {
-      const w = hosts.get(host);
-      if (!w || w.until !== Infinity) hosts.set(host, { since: w && w.until >= position ? w.since : position, until: Infinity });
-      let rooms = this.roomsByHost.get(host);
-      if (!rooms) this.roomsByHost.set(host, (rooms = new Set()));
-      rooms.add(roomId);
-    }
+    const w = hosts.get(host);
+    if (!w || w.until !== Infinity) hosts.set(host, { since: w && w.until >= position ? w.since : position, until: Infinity });
+    let rooms = this.roomsByHost.get(host);
+    if (!rooms) this.roomsByHost.set(host, (rooms = new Set()));
+    rooms.add(roomId);
+  }
+
+  /** The server's last member left at `position`. */
+  private leave(roomId: string, host: string, position: number): void {
+    const w = this.rooms.get(roomId)?.get(host);
+    if (w && w.until === Infinity) w.until = position;
   }
 
   /** Other servers joined to the room now. */
