@@ -182,30 +182,6 @@ export async function getPduJson(sql: Sql, eventIds: string[]): Promise<Map<stri
 
 // --- Room hosts ---
 
-/** Joined members of every room (or of these rooms): the servers in each room. */
-export async function joinedMembers(sql: Sql, roomIds?: string[]): Promise<{ roomId: string; userId: string }[]> {
-  if (roomIds && roomIds.length === 0) return [];
-  const rows = await sql.query<{ room_id: string; state_key: string }>(
-    `select room_id, state_key from current_state where type = 'm.room.member' and membership = 'join'${roomIds ? ' and room_id in (?)' : ''}`,
-    roomIds ? [roomIds] : [],
-  );
-  return rows.map((r) => ({ roomId: r.room_id, userId: r.state_key }));
-}
-
-/** Rooms whose membership changed in (after, upTo], with the newest change's position. */
-export async function membershipChangesSince(sql: Sql, after: number): Promise<{ roomId: string; position: number }[]> {
-  const rows = await sql.query<{ room_id: string; pos: string }>(
-    'select room_id, max(stream_ordering) as pos from membership_changes where stream_ordering > ? group by room_id',
-    [after],
-  );
-  return rows.map((r) => ({ roomId: r.room_id, position: Number(r.pos) }));
-}
-
-export async function maxMembershipChange(sql: Sql): Promise<number> {
-  const rows = await sql.query<{ pos: string | null }>('select max(stream_ordering) as pos from membership_changes');
-  return Number(rows[0]?.pos ?? 0);
-}
-
 export async function joinedRoomsOf(sql: Sql, userId: string): Promise<string[]> {
   const rows = await sql.query<{ room_id: string }>(
     `select room_id from current_state where type = 'm.room.member' and state_key = ? and membership = 'join'`,
