@@ -11,7 +11,7 @@ import { registerUser } from './support/harness.js';
 import { startFederationCluster, type FederationCluster, type FederationTestServer, asTestServer as ts } from './support/federation.js';
 import { beforeAll } from './support/hooks.js';
 import type { User } from './support/rooms.js';
-import { cryptoClient, muteConsole, quietSdk, unrefLongTimers, waitUntil } from './support/sdk.js';
+import { cryptoClient, muteConsole, quietSdk, unrefLongTimers, waitUntil, decryptedBody } from './support/sdk.js';
 
 quietSdk();
 
@@ -37,23 +37,6 @@ t.after(async (ctx) => {
   for (const r of (ctx.restore ?? []).splice(0).reverse()) r();
 });
 
-/** The decrypted body of the room's event `eventId` at `client`, once it has arrived and been decrypted. */
-async function decryptedBody(client: sdk.MatrixClient, roomId: string, eventId: string, what: string): Promise<string> {
-  let body: string | undefined;
-  await waitUntil(
-    client,
-    [sdk.RoomEvent.Timeline, sdk.MatrixEventEvent.Decrypted],
-    () => {
-      const ev = client.getRoom(roomId)?.getLiveTimeline().getEvents().find((e) => e.getId() === eventId);
-      if (!ev || !ev.isEncrypted() || ev.isDecryptionFailure() || ev.getClearContent() === null) return false;
-      body = ev.getClearContent()!.body as string;
-      return true;
-    },
-    what,
-    WAIT_MS,
-  );
-  return body!;
-}
 
 t('alice on A and bob on B read each other\'s encrypted messages; the servers only see ciphertext', async (ctx) => {
   const { a, b, aliceLogin, bobLogin } = ctx;
@@ -75,7 +58,7 @@ t('alice on A and bob on B read each other\'s encrypted messages; the servers on
   await waitUntil(alice, [sdk.RoomMemberEvent.Membership, sdk.RoomEvent.Timeline], () => alice.getRoom(roomId)?.getMember(bobId)?.membership === 'join', "alice sees bob's join", WAIT_MS);
 
   const first = await alice.sendTextMessage(roomId, 'hello bob on another server');
-  assert.is(await decryptedBody(bob, roomId, first.event_id, 'bob decrypts alice\'s message'), 'hello bob on another server');
+  assert.is(await decryptedBody(bob, roomId, first.event_id, 'bob decrypts alice\'s message', WAIT_MS), 'hello bob on another server');
   // Alice's server asked B for bob's keys and sent the room key as a to-device EDU.
   const toB = b.federationRequests.filter((r) => r.origin === a.serverName).map((r) => r.url.replace(/\?.*$/, ''));
   assert.ok(toB.includes('/_matrix/federation/v1/user/keys/query'), `A queried bob's keys on B (${JSON.stringify(toB)})`);
@@ -86,7 +69,7 @@ t('alice on A and bob on B read each other\'s encrypted messages; the servers on
   assert.not.ok(JSON.stringify(raw).includes('hello bob'), 'B never sees the plaintext');
 
   const reply = await bob.sendTextMessage(roomId, 'hi alice, decrypted fine');
-  assert.is(await decryptedBody(alice, roomId, reply.event_id, 'alice decrypts bob\'s reply'), 'hi alice, decrypted fine');
+  assert.is(await decryptedBody(alice, roomId, reply.event_id, 'alice decrypts bob\'s reply', WAIT_MS), 'hi alice, decrypted fine');
   const onA = (await a.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(reply.event_id)}`, { token: aliceLogin.access_token })).body;
   assert.is(onA.type, 'm.room.encrypted');
   assert.not.ok(JSON.stringify(onA).includes('hi alice'), 'A never sees the plaintext');

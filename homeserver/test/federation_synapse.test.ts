@@ -7,7 +7,7 @@ import { api, enc, ok, send, type User } from './support/rooms.js';
 import { aliceJoinsPeerRoom, history, membershipOn, noneRejected, peerServer, reactionsAndRedactionsBothWays, remoteJoinsHearthRoom, sameState, seen, typingAndReceipts, type Interop } from './support/interop.js';
 import { startSynapse, type SynapsePeer } from './support/synapse.js';
 import * as sdk from 'matrix-js-sdk';
-import { cryptoClient, muteConsole, quietSdk, unrefLongTimers, waitUntil } from './support/sdk.js';
+import { cryptoClient, muteConsole, quietSdk, unrefLongTimers, waitUntil, decryptedBody } from './support/sdk.js';
 
 quietSdk();
 /** Crypto set-up and decryption across two servers on a loaded machine: each wait may take this long. */
@@ -134,17 +134,6 @@ t('leaves both ways: sam leaves the Hearth room, alice leaves the Synapse room',
   await noneRejected(h, roomA);
 });
 
-/** The decrypted body of the room's event `eventId` at `client`, once it has arrived and been decrypted. */
-async function decryptedBody(client: sdk.MatrixClient, roomId: string, eventId: string, what: string): Promise<string> {
-  let body: string | undefined;
-  await waitUntil(client, [sdk.RoomEvent.Timeline, sdk.MatrixEventEvent.Decrypted], () => {
-    const ev = client.getRoom(roomId)?.getLiveTimeline().getEvents().find((e) => e.getId() === eventId);
-    if (!ev || !ev.isEncrypted() || ev.isDecryptionFailure() || ev.getClearContent() === null) return false;
-    body = ev.getClearContent()!.body as string;
-    return true;
-  }, what, WAIT_MS);
-  return body!;
-}
 
 t('end-to-end encryption: alice (Hearth) and sam (Synapse) read each other\'s encrypted messages', async (ctx) => {
   const { h, sy, sam } = ctx;
@@ -166,9 +155,9 @@ t('end-to-end encryption: alice (Hearth) and sam (Synapse) read each other\'s en
   await waitUntil(alice, [sdk.RoomMemberEvent.Membership, sdk.RoomEvent.Timeline], () => alice.getRoom(roomId)?.getMember(sam.user_id)?.membership === 'join', 'alice sees sam\'s join', WAIT_MS);
 
   const first = await alice.sendTextMessage(roomId, 'secret from Hearth');
-  assert.is(await decryptedBody(samClient, roomId, first.event_id, 'sam decrypts alice\'s message'), 'secret from Hearth');
+  assert.is(await decryptedBody(samClient, roomId, first.event_id, 'sam decrypts alice\'s message', WAIT_MS), 'secret from Hearth');
   const reply = await samClient.sendTextMessage(roomId, 'secret from Synapse');
-  assert.is(await decryptedBody(alice, roomId, reply.event_id, 'alice decrypts sam\'s reply'), 'secret from Synapse');
+  assert.is(await decryptedBody(alice, roomId, reply.event_id, 'alice decrypts sam\'s reply', WAIT_MS), 'secret from Synapse');
   // Each server fetched the other's user's device keys; Hearth claimed one of sam's one-time keys on Synapse
   // (alice's client opened the olm session; sam's answers over it, so Synapse need not claim).
   const fromSynapse = h.federationRequests.filter((r) => r.origin === sy.serverName).map((r) => r.url.replace(/\?.*$/, ''));

@@ -8,7 +8,7 @@ import * as sdk from 'matrix-js-sdk';
 import { CryptoEvent } from 'matrix-js-sdk/lib/crypto-api/index.js';
 import { registerUser, login } from './support/harness.js';
 import type { User } from './support/rooms.js';
-import { cryptoClient, quietSdk, sdkSuite, waitUntil } from './support/sdk.js';
+import { cryptoClient, quietSdk, sdkSuite, waitUntil, decryptedBody } from './support/sdk.js';
 
 quietSdk();
 
@@ -19,23 +19,6 @@ const PASSWORD = 'correct horse battery';
 // The wasm crypto traces through console.debug, the SDK's per-room encryption loggers through console.log/info: muted during the suite.
 const t = sdkSuite('matrix-js-sdk 37: end-to-end encryption with the Rust crypto', [], { muteConsole: true });
 
-/** The decrypted body of the room's event `eventId` at `client`, once it has arrived and been decrypted. */
-async function decryptedBody(client: sdk.MatrixClient, roomId: string, eventId: string, what: string): Promise<string> {
-  let body: string | undefined;
-  await waitUntil(
-    client,
-    [sdk.RoomEvent.Timeline, sdk.MatrixEventEvent.Decrypted],
-    () => {
-      const ev = client.getRoom(roomId)?.getLiveTimeline().getEvents().find((e) => e.getId() === eventId);
-      if (!ev || !ev.isEncrypted() || ev.isDecryptionFailure() || ev.getClearContent() === null) return false;
-      body = ev.getClearContent()!.body as string;
-      return true;
-    },
-    what,
-    WAIT_MS,
-  );
-  return body!;
-}
 
 t('alice and bob talk in an encrypted room; bob\'s second device gets the room key and reads later messages', async (ctx) => {
   const aliceLogin = await registerUser(ctx.s, 'alice');
@@ -60,7 +43,7 @@ t('alice and bob talk in an encrypted room; bob\'s second device gets the room k
   assert.is(raw.type, 'm.room.encrypted');
   assert.is(raw.content.algorithm, 'm.megolm.v1.aes-sha2');
   assert.not.ok(JSON.stringify(raw).includes('hello bob'), 'the server never sees the plaintext');
-  assert.is(await decryptedBody(bob, roomId, first.event_id, 'bob decrypts the first message'), 'hello bob, this is encrypted');
+  assert.is(await decryptedBody(bob, roomId, first.event_id, 'bob decrypts the first message', WAIT_MS), 'hello bob, this is encrypted');
   // Bob's client had published its identity keys, and Alice's claimed one of its one-time keys.
   const keys = (await ctx.s.request('POST', '/_matrix/client/v3/keys/query', { token: aliceLogin.access_token, body: { device_keys: { [bobId]: [] } } })).body;
   assert.ok(keys.device_keys[bobId][bobLogin.device_id]?.keys[`curve25519:${bobLogin.device_id}`], "bob's device keys are on the server");
@@ -78,8 +61,8 @@ t('alice and bob talk in an encrypted room; bob\'s second device gets the room k
   );
 
   const second = await alice.sendTextMessage(roomId, 'hello to both of your devices');
-  assert.is(await decryptedBody(phone, roomId, second.event_id, "bob's phone decrypts a later message"), 'hello to both of your devices');
-  assert.is(await decryptedBody(bob, roomId, second.event_id, 'bob decrypts it too'), 'hello to both of your devices');
+  assert.is(await decryptedBody(phone, roomId, second.event_id, "bob's phone decrypts a later message", WAIT_MS), 'hello to both of your devices');
+  assert.is(await decryptedBody(bob, roomId, second.event_id, 'bob decrypts it too', WAIT_MS), 'hello to both of your devices');
   assert.ok(aliceId);
 });
 

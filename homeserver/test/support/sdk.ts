@@ -191,3 +191,21 @@ export function sdkSuite<N extends string = never>(name: string, localparts: rea
   });
   return t;
 }
+
+/** The decrypted body of the room's event `eventId` at `client`, once it has arrived and been decrypted. */
+export async function decryptedBody(client: sdk.MatrixClient, roomId: string, eventId: string, what: string, timeoutMs: number): Promise<string> {
+  let body: string | undefined;
+  await waitUntil(
+    client,
+    [sdk.RoomEvent.Timeline, sdk.MatrixEventEvent.Decrypted],
+    () => {
+      const ev = client.getRoom(roomId)?.getLiveTimeline().getEvents().find((e) => e.getId() === eventId);
+      if (!ev || !ev.isEncrypted() || ev.isDecryptionFailure() || ev.getClearContent() === null) return false;
+      body = ev.getClearContent()!.body as string;
+      return true;
+    },
+    what,
+    timeoutMs,
+  );
+  return body!;
+}
