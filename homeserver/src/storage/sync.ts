@@ -91,12 +91,21 @@ export async function memberCounts(sql: Sql, roomId: string): Promise<{ joined: 
   return { joined: count('join'), invited: count('invite') };
 }
 
-/** Up to `limit` members other than `userId` with one of these memberships, in the order their membership events arrived. */
+/**
+ * Up to `limit` members other than `userId` with one of these memberships, in the order their
+ * membership events arrived. The room's members are selected first (materialized): otherwise the
+ * planner may walk `events` in stream order hoping to meet members early, which in a room joined
+ * over federation (its member events are outliers, without a position) reads every later event,
+ * a cost that grew with each message (measured: +20 ms per 50 events at 10,000 members).
+ */
 export async function firstMembers(sql: Sql, roomId: string, userId: string, memberships: string[], limit: number): Promise<string[]> {
   const rows = await sql.query<{ state_key: string }>(
-    `select c.state_key from current_state c join events e on e.event_id = c.event_id
-     where c.room_id = ? and c.type = 'm.room.member' and c.membership in (?) and c.state_key <> ?
-     order by e.stream_ordering limit ?`,
+    `with m as materialized (
+       select state_key, event_id from current_state
+       where room_id = ? and type = 'm.room.member' and membership in (?) and state_key <> ?
+     )
+     select m.state_key from m join events e on e.event_id = m.event_id
+     order by e.stream_ordering, m.state_key limit ?`,
     [roomId, memberships, userId, limit],
   );
   return rows.map((r) => r.state_key);
