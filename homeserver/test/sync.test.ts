@@ -255,6 +255,18 @@ t('a bad since token is 400 M_INVALID_PARAM', async ({ s, alice }) => {
   assert.is(res.status, 400);
 });
 
+t('an unnamed room\'s summary names its heroes: other joined and invited members in the order they arrived', async ({ s, alice, bob, carol, dave }) => {
+  const roomId = await createRoom(s, alice, { preset: 'public_chat' });
+  await join(s, dave, roomId);
+  await join(s, bob, roomId);
+  ok(await api(s, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: carol.user_id }), 'invite carol');
+  for (let i = 0; i < 3; i++) await send(s, alice, roomId, `after the members ${i}`);
+  const heroes = async () => (await sync(s, alice)).rooms.join[roomId].summary['m.heroes'];
+  assert.equal(await heroes(), [dave.user_id, bob.user_id, carol.user_id]);
+  ok(await api(s, bob, 'POST', `/rooms/${enc(roomId)}/leave`, {}), 'bob leaves');
+  assert.equal(await heroes(), [dave.user_id, carol.user_id], 'a member who left is no hero');
+});
+
 t.run();
 
 // Servers of their own: restarted, or two processes on one database.
