@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { SqlEntityManager } from '@mikro-orm/knex';
 import { registerUser, type TestServer } from '../homeserver/test/support/harness.js';
 import { startFederationCluster, type FederationTestServer } from '../homeserver/test/support/federation.js';
-import { PduChain, sendTransactions, TXN_PDUS, type CraftedPdu } from './support/federation-chain.js';
+import { benchAdminUrl, PduChain, sendTransactions, TXN_PDUS, type CraftedPdu } from './support/federation-chain.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -38,13 +38,7 @@ if (!Number.isInteger(MEMBERS) || MEMBERS < 1 || !Number.isInteger(PDUS) || PDUS
   console.error('bench: --members must be ≥ 1 and --pdus ≥ 0 (integers)');
   process.exit(2);
 }
-const admin = process.env.HEARTH_DATABASE_URL ?? process.env.HEARTH_TEST_DATABASE_URL;
-if (!admin) {
-  console.error('bench: set HEARTH_DATABASE_URL to a PostgreSQL admin URL (scratch databases are created there)');
-  process.exit(2);
-}
-// The fixture creates its databases where the tests do.
-process.env.HEARTH_TEST_DATABASE_URL = admin;
+benchAdminUrl(); // the fixtures create their databases there
 
 const TOP_QUERIES = Number(args['query-stats']);
 

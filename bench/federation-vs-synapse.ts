@@ -29,7 +29,7 @@ import { randomString } from '../homeserver/src/core/ids.js';
 import { registerUser, type TestServer } from '../homeserver/test/support/harness.js';
 import { startFederationCluster, type FederationCluster, type FederationTestServer } from '../homeserver/test/support/federation.js';
 import { startSynapse, type SynapseDatabase, type SynapsePeer } from '../homeserver/test/support/synapse.js';
-import { PduChain, sendTransactions, TXN_PDUS, type CraftedPdu } from './support/federation-chain.js';
+import { benchAdminUrl, PduChain, sendTransactions, TXN_PDUS, type CraftedPdu } from './support/federation-chain.js';
 import { ms, rate, summarize } from './support/stats.js';
 
 const { values: args } = parseArgs({
@@ -57,12 +57,7 @@ if (![MEMBERS, HISTORY, PDUS, TIMEOUT_MS].every((n) => Number.isInteger(n) && n 
   console.error(USAGE);
   process.exit(2);
 }
-const admin = process.env.HEARTH_DATABASE_URL ?? process.env.HEARTH_TEST_DATABASE_URL;
-if (!admin) {
-  console.error('bench: set HEARTH_DATABASE_URL to a PostgreSQL admin URL (scratch databases are created there)');
-  process.exit(2);
-}
-process.env.HEARTH_TEST_DATABASE_URL = admin;
+const admin = benchAdminUrl();
 
 const enc = encodeURIComponent;
 const ts = (s: FederationTestServer) => s as unknown as TestServer;

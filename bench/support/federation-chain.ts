@@ -112,3 +112,18 @@ export async function sendTransactions(
   }
   return { refused };
 }
+
+/**
+ * The PostgreSQL admin URL the benches create their scratch databases on (HEARTH_DATABASE_URL or
+ * HEARTH_TEST_DATABASE_URL); exits with 2 when neither is set. The test fixtures the benches use
+ * read HEARTH_TEST_DATABASE_URL, so it is set to the answer.
+ */
+export function benchAdminUrl(): string {
+  const admin = process.env.HEARTH_DATABASE_URL ?? process.env.HEARTH_TEST_DATABASE_URL;
+  if (!admin) {
+    console.error('bench: set HEARTH_DATABASE_URL to a PostgreSQL admin URL (scratch databases are created there)');
+    process.exit(2);
+  }
+  process.env.HEARTH_TEST_DATABASE_URL = admin;
+  return admin;
+}
